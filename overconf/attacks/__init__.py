@@ -1,0 +1,10 @@
+"""Registered membership-inference attacks.
+
+An attack is fitted on the shadow model's signals (members vs non-members) and applied unchanged
+to the target: ``fitted = attack.fit(shadow_in, shadow_out, generator=g)``, then
+``fitted.score(signals) >= fitted.threshold`` means "member". Attacks read only tensors.
+"""
+from .base import ATTACKS, Attack, Fitted, Signals
+from . import threshold, salem  # noqa: F401  (registration)
+
+__all__ = ["ATTACKS", "Attack", "Fitted", "Signals"]

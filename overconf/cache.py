@@ -1,0 +1,142 @@
+"""Content-keyed, atomic, corruption-checked cache for models, outputs and generators.
+
+A key is the SHA-256 of a canonical JSON rendering of everything that determines the object
+(tensors enter by the hash of their bytes). Files are written to a temporary name and renamed,
+so a killed run never leaves a half-written entry; each file starts with the SHA-256 of its
+payload, so a damaged entry is detected, removed and rebuilt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    t = t.detach().cpu().contiguous()
+    h = hashlib.sha256()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON-able rendering of ``obj`` that is stable across runs and machines."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return {"tensor": tensor_digest(obj)}
+    if isinstance(obj, np.ndarray):
+        return {"tensor": tensor_digest(torch.from_numpy(np.ascontiguousarray(obj)))}
+    if isinstance(obj, float):
+        return repr(obj)  # exact and stable, including nan/inf
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot build a content key from {type(obj).__name__}")
+
+
+def content_key(obj: Any, length: int = 24) -> str:
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class Cache:
+    """``root/kind/key.pt`` entries holding arbitrary torch-serialisable payloads."""
+
+    def __init__(self, root: str | Path, *, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.pt"
+
+    def load(self, kind: str, key: str) -> Any | None:
+        """The stored payload, or None when absent or damaged (a damaged entry is removed)."""
+        if not self.enabled:
+            return None
+        path = self.path(kind, key)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        head, _, payload = blob.partition(b"\n")
+        if head.decode(errors="replace") != hashlib.sha256(payload).hexdigest():
+            log.warning("cache entry %s is damaged (checksum mismatch); rebuilding it", path)
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+        except Exception as e:  # unreadable despite a valid checksum: written by another version
+            log.warning("cache entry %s cannot be read (%s); rebuilding it", path, e)
+            path.unlink(missing_ok=True)
+            return None
+
+    def save(self, kind: str, key: str, payload: Any) -> Path:
+        path = self.path(kind, key)
+        if not self.enabled:
+            return path
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        data = buf.getvalue()
+        atomic_write_bytes(path, hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+        return path
+
+    def get_or_create(self, kind: str, key: str, create: Callable[[], T]) -> T:
+        found = self.load(kind, key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        value = create()
+        self.save(kind, key, value)
+        return value
+
+    def discard(self, kind: str, key: str) -> None:
+        self.path(kind, key).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..outputs import Outputs
+from ..registry import Registry
+
+CALIBRATIONS: Registry = Registry("calibration")
+
+
+@dataclass
+class CalibrationContext:
+    head: nn.Linear
+    """the classifier's last layer (CPU copy); features @ W^T + b are the logits"""
+    train: Outputs
+    """outputs on the model's own training set"""
+    calibration: Outputs
+    """outputs on the held-out calibration split (never evaluation non-members)"""
+    seed: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    """further inputs a calibration may use (e.g. noise outputs for an OOD term)"""
+
+
+class Calibration:
+    name = "calibration"
+
+    def fit(self, ctx: CalibrationContext) -> "Calibration":
+        return self
+
+    def log_probs(self, outputs: Outputs) -> torch.Tensor:
+        """float64 [N, K] predictive log-probabilities."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Fitted parameters, recorded with the results."""
+        return {}

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import torch
+
+from ..outputs import Outputs
+from .base import CALIBRATIONS, Calibration
+
+
+@CALIBRATIONS.register("none")
+class NoCalibration(Calibration):
+    """The model's own softmax: log p = log_softmax(z)."""
+
+    name = "none"
+
+    def log_probs(self, outputs: Outputs) -> torch.Tensor:
+        return torch.log_softmax(outputs.logits.double(), dim=1)

@@ -1,0 +1,124 @@
+"""The ``overconf`` command line."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import sys
+from pathlib import Path
+
+from .errors import OverconfError
+
+DESCRIPTION = """\
+overconf: do score-based membership inference attacks flag data the model never saw?
+
+Trains target and shadow classifiers (cached by content in checkpoints/), scores members and
+non-member sources (unseen test images, OOD data, noise, transformed inputs), runs the attacks
+fitted on the shadow model, and reports false-positive rates per source and setting.
+"""
+
+EPILOG = """\
+examples:
+  overconf run experiments/fashion_mnist.yaml
+  overconf run experiments/fashion_mnist.yaml --set recipe.epochs=5 --set seeds=[0,1]
+  overconf list attacks
+  tensorboard --logdir runs/
+"""
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .study import Study
+
+    cfg = load_config(args.config, args.set or [])
+    if args.device:
+        cfg.device = args.device
+    if args.no_progress:
+        cfg.progress = False
+    study = Study(cfg, args.out)
+    result = study.run()
+    from .report.tables import summary_markdown
+
+    print(summary_markdown(result.rows, cfg, result))
+    print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
+    print(f"figures:     {result.run_dir}/figures/")
+    print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .registries import ALL
+
+    families = [args.family] if args.family else list(ALL)
+    for fam in families:
+        if fam not in ALL:
+            raise OverconfError(f"unknown family '{fam}'; use one of: {', '.join(ALL)}")
+        print(f"{fam}:")
+        reg = ALL[fam]
+        for name in reg.names():
+            doc = inspect.getdoc(reg[name]) or ""
+            print(f"  {name:20s} {doc.splitlines()[0] if doc else ''}")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    root = Path(args.cache_dir)
+    total = 0
+    for kind in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        files = list(kind.glob("*.pt"))
+        size = sum(f.stat().st_size for f in files)
+        total += size
+        print(f"{kind.name:12s} {len(files):6d} entries {size / 2**20:10.1f} MiB")
+    print(f"{'total':12s} {'':6s}         {total / 2**20:10.1f} MiB in {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="overconf", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a study from a YAML config",
+                       description="Run a study: a grid over seeds x models x settings. Reuses every "
+                                   "cached model and output; writes results.csv/json, summary.md, "
+                                   "figures/ and tensorboard/ to the run folder.")
+    r.add_argument("config", help="study YAML (see experiments/)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set recipe.epochs=5 (repeatable; values are YAML)")
+    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>)")
+    r.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="list registered datasets, sources, architectures, attacks, ...")
+    ls.add_argument("family", nargs="?", help="one family only")
+    ls.set_defaults(func=cmd_list)
+
+    c = sub.add_parser("cache", help="show what the checkpoint cache holds")
+    c.add_argument("--cache-dir", default="checkpoints")
+    c.set_defaults(func=cmd_cache)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except OverconfError as e:
+        print(f"overconf: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("overconf: interrupted; finished models and outputs are cached, re-run to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

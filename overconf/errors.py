@@ -1,0 +1,13 @@
+"""Errors a user can act on: each message names the problem and the fix."""
+
+
+class OverconfError(Exception):
+    """Base class for errors reported to the user without a traceback."""
+
+
+class ConfigError(OverconfError, ValueError):
+    """A study config has an unknown key, an unknown value, or a value of the wrong type."""
+
+
+class DataNotFoundError(OverconfError, FileNotFoundError):
+    """A dataset is not on disk and may not be downloaded."""

@@ -1,0 +1,9 @@
+"""Registered classifier architectures. Each builds a :class:`Classifier` from the input shape.
+
+Every classifier splits into ``features(x)`` (penultimate activations) and a linear ``head``,
+so that last-layer methods (Laplace, FID features) work from cached features.
+"""
+from .base import MODELS, Classifier, build_model
+from . import salem_cnn, resnet, efficientnet  # noqa: F401  (registration)
+
+__all__ = ["MODELS", "Classifier", "build_model"]

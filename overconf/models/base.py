@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+MODELS: Registry = Registry("architecture")
+
+
+class Classifier(nn.Module):
+    """``forward(x) = head(dropout(features(x)))`` with ``head`` an ``nn.Linear``."""
+
+    def __init__(self, feature_dim: int, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def build_model(arch: str, *, in_channels: int, num_classes: int, image_size: int,
+                dropout: float = 0.0, **params) -> Classifier:
+    return MODELS[arch](in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+                        dropout=dropout, **params)

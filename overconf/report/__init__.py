@@ -1,0 +1,31 @@
+"""Reports of a study run: tidy tables, a Markdown summary, figures and TensorBoard logs."""
+from __future__ import annotations
+
+import logging
+
+from ..cache import atomic_write_text
+from .tables import load_rows, summary_markdown, write_rows
+
+log = logging.getLogger("overconf")
+
+
+def write_report(result) -> None:
+    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir."""
+    from .per_sample import write_per_sample
+
+    run_dir = result.run_dir
+    write_rows(result.rows, run_dir)
+    write_per_sample(result, run_dir / "per_sample.pt")
+    if result.config.report.figures:
+        from .figures import study_figures
+
+        study_figures(result, run_dir / "figures")
+    if result.config.report.tensorboard:
+        from .tensorboard import write_tensorboard
+
+        write_tensorboard(result, run_dir / "tensorboard")
+    text = summary_markdown(result.rows, result.config, result)
+    atomic_write_text(run_dir / "summary.md", text)
+
+
+__all__ = ["write_report", "write_rows", "load_rows", "summary_markdown"]

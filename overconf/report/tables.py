@@ -1,0 +1,114 @@
+"""Tidy result rows (model, seed, setting, attack, source, metric, value) and summary tables."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..cache import atomic_write_text
+
+COLUMNS = ["model", "seed", "setting", "attack", "source", "metric", "value"]
+
+
+def write_rows(rows: list[dict], run_dir: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(run_dir / "results.csv", buf.getvalue())
+    atomic_write_text(run_dir / "results.json", json.dumps(rows, indent=1, allow_nan=True))
+
+
+def load_rows(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        from ..errors import OverconfError
+
+        raise OverconfError(f"'{run_dir}' holds no results.json: pass the folder of a finished 'overconf run'")
+    return json.loads(path.read_text())
+
+
+class Table:
+    """Index over rows: ``t.get(model, setting, attack, source, metric)`` averaged over seeds."""
+
+    def __init__(self, rows: Iterable[dict]):
+        self.values: dict[tuple, list[float]] = defaultdict(list)
+        for r in rows:
+            self.values[(r["model"], r["setting"], r["attack"], r["source"], r["metric"])].append(r["value"])
+
+    def get(self, *key) -> list[float]:
+        return self.values.get(tuple(key), [])
+
+    def fmt(self, *key, digits: int = 3) -> str:
+        return fmt(self.get(*key), digits)
+
+
+def fmt(values: list[float], digits: int = 3) -> str:
+    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    mean = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return f"{mean:.{digits}f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{mean:.{digits}f}±{sd:.{digits}f}"
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def ordered(rows: list[dict], field: str, exclude: tuple = ()) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in rows:
+        if r[field] not in exclude:
+            seen.setdefault(r[field], None)
+    return list(seen)
+
+
+def summary_markdown(rows: list[dict], cfg, result=None) -> str:
+    t = Table(rows)
+    models, settings = ordered(rows, "model"), ordered(rows, "setting")
+    attacks = ordered(rows, "attack", exclude=("-",))
+    sources = [s for s in ordered([r for r in rows if r["attack"] != "-"], "source") if s != "shadow"]
+    seeds = ordered(rows, "seed")
+    out = [f"# overconf study: {cfg.name}", ""]
+    if result is not None:
+        out += [f"- run folder: `{result.run_dir}`",
+                f"- cache: {result.cache_hits} entries reused, {result.cache_misses} computed"]
+    out += [f"- dataset: {cfg.data.dataset}; seeds: {', '.join(map(str, seeds))} "
+            f"(values are mean±sd over seeds where there are several)",
+            f"- evaluation: {cfg.data.eval_size} target members vs up to {cfg.data.eval_size} non-members "
+            f"per source; attacks fitted on {cfg.data.fit_size} + {cfg.data.fit_size} shadow samples", ""]
+    for model in models:
+        for setting in settings:
+            out += [f"## {model} / {setting}", ""]
+            out += ["Model: " + ", ".join(
+                f"{name} {t.fmt(model, setting, '-', src, metric)}"
+                for name, src, metric in (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy"),
+                                          ("ECE", "test", "ece"), ("OE", "test", "overconfidence_error"))), ""]
+            out += ["False-positive rate per non-member source (member iff the attack fires; TPR on "
+                    "target members; AUROC and TPR at 1% FPR against the test source):", ""]
+            header = ["attack", "TPR"] + [f"FPR {s}" for s in sources] + ["AUROC test", "TPR@1%FPR test"]
+            body = []
+            for a in attacks:
+                ref = sources[0] if "test" not in sources else "test"
+                body.append([a, t.fmt(model, setting, a, ref, "tpr")]
+                            + [t.fmt(model, setting, a, s, "fpr") for s in sources]
+                            + [t.fmt(model, setting, a, ref, "auroc"),
+                               t.fmt(model, setting, a, ref, "tpr_at_fpr_0.01")])
+            out += [markdown_table(header, body), ""]
+            out += ["Mean max prediction score (MMPS) of flagged non-members, i.e. false positives:", ""]
+            body = [[a] + [t.fmt(model, setting, a, s, "mmps_fp", digits=4) for s in sources] for a in attacks]
+            out += [markdown_table(["attack"] + sources, body), ""]
+            out += ["Mean max score per input set:", ""]
+            srcs = ["members"] + sources
+            out += [markdown_table(srcs, [[t.fmt(model, setting, "-", s, "mean_max_score", digits=4)
+                                           for s in srcs]]), ""]
+    return "\n".join(out)

@@ -1,0 +1,47 @@
+"""Extra attack signals beyond the model's outputs, computed once per (model, input set), cached.
+
+Attacks that need more than log-probabilities (reference-model outputs, outputs under
+augmentation, adversarial distances) name them in ``Attack.requires``; a producer registered
+here computes the signal from a :class:`SignalContext` and the study caches it by the model's
+key and the content of the queried inputs. The attack itself stays a pure function of tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .cache import Cache, content_key, tensor_digest
+from .registry import Registry
+
+SIGNALS: Registry = Registry("signal")
+
+
+@dataclass
+class SignalContext:
+    model: torch.nn.Module
+    model_key: str
+    x: torch.Tensor
+    """model inputs of the queried points"""
+    labels: torch.Tensor
+    role: str
+    """'target' or 'shadow'"""
+    part: str
+    """which set is queried: 'members', 'nonmembers' or 'source:<label>'"""
+    device: torch.device
+    cache: Cache
+    study: Any
+    """the running study (dataset, splits, config, seed) for producers that need more"""
+    pool_index: torch.Tensor | None = None
+    """indices of the queried points in the dataset's pool, where they come from it"""
+    pool: str | None = None
+    """'train' or 'test': the pool ``pool_index`` refers to"""
+
+
+def cached_signal(name: str, ctx: SignalContext) -> torch.Tensor:
+    producer = SIGNALS[name]
+    key = content_key({"kind": "signal", "name": name, "version": getattr(producer, "version", 1),
+                       "model": ctx.model_key, "x": tensor_digest(ctx.x), "labels": tensor_digest(ctx.labels),
+                       "extra": getattr(producer, "key_extra", lambda c: None)(ctx)})
+    return ctx.cache.get_or_create("signals", key, lambda: producer(ctx))

@@ -1,0 +1,267 @@
+"""Run a study: config -> splits and sources -> trained target/shadow models (cached) -> outputs
+per (model, source) (cached) -> calibration -> attacks fitted on the shadow and applied to the
+target -> tidy result rows and per-sample scores -> report.
+
+The grid is seeds x models x settings. Every setting trains (or loads) its own target and
+shadow with the setting's recipe; post-hoc calibrations are fitted per model on the held-out
+calibration split. Attacks are fitted on the shadow model's members vs non-members only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .attacks import ATTACKS, Attack, Fitted, Signals
+from .cache import Cache, atomic_write_text
+from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
+from .config import Component, ModelSpec, Setting, StudyConfig, source_label
+from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
+from .device import resolve_device
+from .errors import ConfigError
+from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
+                      overconfidence_error)
+from .outputs import Outputs, cached_outputs
+from .seeding import derive_seed, generator
+from .signals import SignalContext, cached_signal
+from .trained import ClassifierJob, TrainedClassifier, load_or_train
+
+log = logging.getLogger("overconf")
+
+NO_ATTACK = "-"
+
+
+@dataclass
+class Cell:
+    """The evaluated signals of one (seed, model, setting): what attacks and figures read."""
+
+    seed: int
+    model: str
+    setting: str
+    members: Signals
+    sources: dict[str, Signals]
+    scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    """attack -> {'members' | source: per-sample scores}"""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """fitted calibration parameters per role"""
+    fitted: dict[str, Fitted] = field(default_factory=dict, repr=False)
+    """attack label -> the attack fitted on the shadow (for streaming / search extensions)"""
+    target: TrainedClassifier | None = field(default=None, repr=False)
+    target_calibration: Calibration | None = field(default=None, repr=False)
+
+
+@dataclass
+class StudyResult:
+    run_dir: Path
+    config: StudyConfig
+    rows: list[dict[str, Any]]
+    cells: list[Cell]
+    images: dict[tuple[int, str], torch.Tensor]
+    """(seed, source) -> uint8 images, for figures of confident false positives"""
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def default_run_dir(cfg: StudyConfig) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.output_dir) / f"{cfg.name}-{stamp}"
+
+
+class Study:
+    """One study run. ``Study(cfg).run()`` trains what is missing and writes the report."""
+
+    def __init__(self, cfg: StudyConfig, run_dir: str | Path | None = None, cache: Cache | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.cache = cache or Cache(cfg.cache_dir)
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+        self.attacks: list[Attack] = [ATTACKS[c.name](**c.params) for c in cfg.attacks]
+        self.dataset = None
+        self.splits: Splits | None = None
+        self.seed: int | None = None
+
+    # ------------------------------------------------------------------ top level
+    def run(self, report: bool = True) -> StudyResult:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.dataset = load_dataset(cfg.data.dataset, cfg.data.root, cfg.data.download)
+        rows: list[dict] = []
+        cells: list[Cell] = []
+        images: dict = {}
+        for seed in cfg.seeds:
+            self.seed = seed
+            self.splits = make_splits(self.dataset, cfg.data.splits, seed)
+            self._check_sizes()
+            sources = self.build_sources(seed)  # before any training: bad sources fail early
+            for label, data in sources.items():
+                images[(seed, label)] = data.images
+            for model in cfg.models:
+                for setting in cfg.settings:
+                    cell, cell_rows = self.evaluate(seed, model, setting, sources)
+                    cells.append(cell)
+                    rows.extend(cell_rows)
+        result = StudyResult(self.run_dir, cfg, rows, cells, images, self.cache.hits, self.cache.misses)
+        if report:
+            from .report import write_report
+
+            write_report(result)
+        return result
+
+    def _check_sizes(self) -> None:
+        d, s = self.cfg.data, self.cfg.data.splits
+        for what, size, limit in (("data.eval_size", d.eval_size, ("data.splits.target_train", s.target_train)),
+                                  ("data.fit_size", d.fit_size, ("data.splits.shadow_train", s.shadow_train)),
+                                  ("data.fit_size", d.fit_size, ("data.splits.shadow_test", s.shadow_test))):
+            if size > limit[1]:
+                raise ConfigError(f"{what} = {size} exceeds {limit[0]} = {limit[1]}; lower {what} "
+                                  f"or raise {limit[0]}")
+
+    # ------------------------------------------------------------------ data
+    def build_sources(self, seed: int) -> dict[str, SourceData]:
+        out = {}
+        for comp in self.cfg.sources:
+            label = source_label(comp)
+            params = {k: v for k, v in comp.params.items() if k != "label"}
+            ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
+                                generator(seed, "source", label), seed, self.cfg.data.root,
+                                self.cfg.data.download, self.device, self.cache, self.cfg.progress)
+            data = SOURCES[comp.name](ctx, **params)
+            if len(data) == 0:
+                raise ConfigError(f"source '{label}' produced no samples")
+            out[label] = data
+            log.info("source %-14s %5d samples", label, len(data))
+        return out
+
+    def job(self, seed: int, role: str, model: ModelSpec, setting: Setting) -> ClassifierJob:
+        images, labels = self.splits.images(self.dataset, f"{role}_train")
+        return ClassifierJob(model.arch, self.cfg.recipe_for(model, setting), derive_seed(seed, role),
+                             images, labels, self.dataset.mean, self.dataset.std, self.dataset.num_classes,
+                             params=model.params, name=f"{role} {model.label} {setting.name} s{seed}")
+
+    # ------------------------------------------------------------------ one grid cell
+    def evaluate(self, seed: int, model: ModelSpec, setting: Setting,
+                 sources: dict[str, SourceData]) -> tuple[Cell, list[dict]]:
+        cfg, ds = self.cfg, self.dataset
+        trained = {role: load_or_train(self.job(seed, role, model, setting), self.cache, self.device,
+                                       progress=cfg.progress) for role in ("target", "shadow")}
+
+        def outputs(role: str, x: torch.Tensor, y: torch.Tensor) -> Outputs:
+            t = trained[role]
+            return cached_outputs(self.cache, t.key, t.model, x, y, self.device)
+
+        def split_outputs(role: str, split: str) -> Outputs:
+            images, labels = self.splits.images(ds, split)
+            return outputs(role, ds.normalize(images), labels)
+
+        out = {role: {"train": split_outputs(role, f"{role}_train"),
+                      "test": split_outputs(role, f"{role}_test"),
+                      "calibration": split_outputs(role, "calibration")} for role in trained}
+        src_out = {label: outputs("target", d.x, d.y) for label, d in sources.items()}
+
+        cal_t = self.calibration(setting.calibration, trained["target"], out["target"], seed, "target")
+        cal_s = self.calibration(setting.shadow_calibration or setting.calibration, trained["shadow"],
+                                 out["shadow"], seed, "shadow")
+
+        n_eval, n_fit = cfg.data.eval_size, cfg.data.fit_size
+        parts = {  # (role, part) -> (outputs, model inputs, pool, pool indices)
+            ("target", "members"): self._part(out["target"]["train"], "target_train", n_eval),
+            ("shadow", "members"): self._part(out["shadow"]["train"], "shadow_train", n_fit),
+            ("shadow", "nonmembers"): self._part(out["shadow"]["test"], "shadow_test", n_fit),
+        }
+        for label, d in sources.items():
+            parts[("target", f"source:{label}")] = (src_out[label], d.x, d.pool, d.pool_index)
+        signals = {k: self.signals(k, v, trained[k[0]], cal_t if k[0] == "target" else cal_s)
+                   for k, v in parts.items()}
+        members = signals[("target", "members")]
+        src_signals = {label: signals[("target", f"source:{label}")] for label in sources}
+        cell = Cell(seed, model.label, setting.name, members, src_signals,
+                    calibration={"target": cal_t.describe(), "shadow": cal_s.describe()},
+                    target=trained["target"], target_calibration=cal_t)
+
+        rows = self.model_rows(cell, trained, out, cal_t, cal_s)
+        for attack in self.attacks:
+            rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
+                                     signals[("shadow", "nonmembers")])
+        return cell, rows
+
+    def _part(self, outs: Outputs, split: str, n: int):
+        images, _ = self.splits.images(self.dataset, split)
+        idx = getattr(self.splits, split)[:n]
+        return outs.subset(slice(0, n)), self.dataset.normalize(images[:n]), self.splits.pool(split), idx
+
+    def calibration(self, comp: Component, trained: TrainedClassifier, outs: dict[str, Outputs], seed: int,
+                    role: str) -> Calibration:
+        head = torch.nn.Linear(trained.model.head.in_features, trained.model.head.out_features).double()
+        head.load_state_dict({k: v.detach().cpu().double() for k, v in trained.model.head.state_dict().items()})
+        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role))
+        return CALIBRATIONS[comp.name](**comp.params).fit(ctx)
+
+    def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration) -> Signals:
+        outs, x, pool, pool_index = part
+        extra = {}
+        for name in sorted({r for a in self.attacks for r in a.requires}):
+            ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
+                                self.cache, self, pool_index, pool)
+            extra[name] = cached_signal(name, ctx)
+        return Signals(cal.log_probs(outs), outs.labels, extra)
+
+    # ------------------------------------------------------------------ rows
+    def _row(self, cell: Cell, attack: str, source: str, metric: str, value: Any) -> dict:
+        return {"model": cell.model, "seed": cell.seed, "setting": cell.setting, "attack": attack,
+                "source": source, "metric": metric, "value": float(value)}
+
+    def model_rows(self, cell: Cell, trained, out, cal_t: Calibration, cal_s: Calibration) -> list[dict]:
+        bins = self.cfg.metrics.ece_bins
+        rows = []
+        for role, cal, prefix in (("target", cal_t, ""), ("shadow", cal_s, "shadow_")):
+            for split in ("train", "test"):
+                o = out[role][split]
+                p = cal.log_probs(o).exp()
+                rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}accuracy", accuracy(p, o.labels)))
+                if split == "test":
+                    rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}ece",
+                                          expected_calibration_error(p, o.labels, bins)))
+                    rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}overconfidence_error",
+                                          overconfidence_error(p, o.labels, bins)))
+        rows.append(self._row(cell, NO_ATTACK, "members", "mean_max_score", cell.members.max_score.mean()))
+        for label, s in cell.sources.items():
+            rows.append(self._row(cell, NO_ATTACK, label, "mean_max_score", s.max_score.mean()))
+        for role, params in cell.calibration.items():
+            for k, v in params.items():
+                if isinstance(v, (int, float)):
+                    rows.append(self._row(cell, NO_ATTACK, role, f"calibration_{k}", v))
+        return rows
+
+    def attack_rows(self, cell: Cell, attack: Attack, shadow_in: Signals, shadow_out: Signals) -> list[dict]:
+        m = self.cfg.metrics
+        g = generator(cell.seed, "attack", attack.label, cell.model, cell.setting)
+        fitted = attack.fit(shadow_in, shadow_out, generator=g)
+        cell.fitted[attack.label] = fitted
+        cell.thresholds[attack.label] = fitted.threshold
+        s_in = fitted.score(cell.members)
+        cell.scores[attack.label] = {"members": s_in}
+        rows = [self._row(cell, attack.label, "shadow", k, v) for k, v in fitted.info.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        flagged_in = s_in >= fitted.threshold
+        for label, sig in cell.sources.items():
+            s_out = fitted.score(sig)
+            cell.scores[attack.label][label] = s_out
+            metrics = membership_metrics(s_in, s_out, fitted.threshold, fpr_targets=m.fpr_targets,
+                                         n_boot=m.bootstrap, confidence=m.confidence,
+                                         generator=generator(cell.seed, "bootstrap", attack.label, label))
+            metrics |= mmps(cell.members.max_score, sig.max_score, flagged_in, s_out >= fitted.threshold)
+            rows += [self._row(cell, attack.label, label, k, v) for k, v in metrics.items()]
+        return rows
+
+
+def run_study(cfg: StudyConfig, run_dir: str | Path | None = None, *, report: bool = True) -> StudyResult:
+    return Study(cfg, run_dir).run(report=report)

@@ -1,0 +1,110 @@
+"""Trained classifiers, cached by the content of everything that determines them.
+
+A classifier's key hashes its training images and labels, normalization, architecture and
+parameters, recipe and seed. Re-running a study loads every model that exists; changing one
+setting retrains only the models it touches. During training a resumable state is saved at
+most every ``checkpoint_every`` seconds, so a killed run continues where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .cache import Cache, content_key, tensor_digest
+from .config import Recipe
+from .models import Classifier, build_model
+from .seeding import isolated_rng
+from .training import TrainState, train_classifier
+
+log = logging.getLogger(__name__)
+TRAIN_VERSION = 1
+
+
+@dataclass
+class ClassifierJob:
+    """What determines a trained classifier."""
+
+    arch: str
+    recipe: Recipe
+    seed: int
+    images: torch.Tensor
+    """uint8 training images [N, C, H, W]"""
+    labels: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    num_classes: int
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = "model"
+    """display name only (not part of the key)"""
+
+    @property
+    def key(self) -> str:
+        return content_key({
+            "kind": "classifier", "version": TRAIN_VERSION, "arch": self.arch, "params": self.params,
+            "recipe": dataclasses.asdict(self.recipe), "seed": self.seed,
+            "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
+            "mean": self.mean, "std": self.std, "num_classes": self.num_classes,
+        })
+
+    def build(self) -> Classifier:
+        c, h, _ = self.images.shape[1:]
+        with isolated_rng(self.seed):
+            return build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
+                               dropout=self.recipe.dropout, **self.params)
+
+    def inputs(self) -> torch.Tensor:
+        return (self.images.float() / 255 - self.mean) / self.std
+
+
+@dataclass
+class TrainedClassifier:
+    key: str
+    model: Classifier
+    history: list[dict]
+    job: ClassifierJob
+
+
+def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, progress: bool = True,
+                  checkpoint_every: float = 60.0) -> TrainedClassifier:
+    key = job.key
+    model = job.build()
+    found = cache.load("models", key)
+    if found is not None:
+        cache.hits += 1
+        model.load_state_dict(found["state_dict"])
+        return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+    cache.misses += 1
+    resume = cache.load("partial", key)
+    resume_state = TrainState(**resume) if resume is not None else None
+    if resume_state is not None:
+        log.info("resuming %s from epoch %d", job.name, resume_state.epoch)
+    last_save = [time.monotonic()]
+
+    def on_epoch(state: TrainState) -> None:
+        if state.epoch < job.recipe.epochs and time.monotonic() - last_save[0] >= checkpoint_every:
+            cache.save("partial", key, dataclasses.asdict(state) | {"model": _cpu(state.model),
+                                                                     "optimizer": _cpu(state.optimizer)})
+            last_save[0] = time.monotonic()
+
+    history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
+                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)
+    cache.save("models", key, {"state_dict": _cpu(model.state_dict()), "history": history,
+                               "arch": job.arch, "params": job.params,
+                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
+    cache.discard("partial", key)
+    return TrainedClassifier(key, model.eval(), history, job)
+
+
+def _cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny studies on real Fashion-MNIST slices that run in seconds on a CPU."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from overconf.config import config_from_dict
+
+TINY = {
+    "name": "tiny",
+    "seeds": [0],
+    "device": "cpu",
+    "progress": False,
+    "data": {
+        "dataset": "fashion_mnist",
+        "splits": {"target_train": 400, "shadow_train": 400, "calibration": 200,
+                   "target_test": 300, "shadow_test": 300},
+        "eval_size": 200,
+        "fit_size": 200,
+    },
+    "models": [{"arch": "small_resnet", "params": {"width": 8}}],
+    "recipe": {"epochs": 4, "lr": 0.003, "batch_size": 64},
+    "sources": ["test", "digits", "scaled", "gaussian"],
+    "attacks": ["max_score", "entropy", {"name": "salem", "epochs": 10}],
+    "settings": {"baseline": {}},
+    "metrics": {"bootstrap": 100},
+    "report": {"figures": False, "tensorboard": False},
+}
+
+
+@pytest.fixture
+def tiny_raw(tmp_path) -> dict:
+    raw = copy.deepcopy(TINY)
+    raw["cache_dir"] = str(tmp_path / "checkpoints")
+    raw["output_dir"] = str(tmp_path / "runs")
+    return raw
+
+
+@pytest.fixture
+def tiny_cfg(tiny_raw):
+    return config_from_dict(tiny_raw)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield

@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+from overconf.config import SplitSizes
+from overconf.data import SOURCES, SourceContext, load_dataset, make_splits
+from overconf.data.datasets import resize_images
+from overconf.errors import ConfigError, DataNotFoundError
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    return load_dataset("fashion_mnist")
+
+
+SIZES = SplitSizes(target_train=1000, shadow_train=1000, calibration=500, target_test=600, shadow_test=600)
+
+
+def test_fashion_mnist_loads_from_the_debian_package(fmnist):
+    assert fmnist.train_x.shape == (60000, 1, 28, 28) and fmnist.train_x.dtype == torch.uint8
+    assert fmnist.test_x.shape == (10000, 1, 28, 28)
+    assert fmnist.num_classes == 10
+    assert float(fmnist.mean) == pytest.approx(0.2860, abs=1e-3)
+    assert float(fmnist.std) == pytest.approx(0.3530, abs=1e-3)
+
+
+def test_splits_are_disjoint_stratified_and_reproducible(fmnist):
+    a = make_splits(fmnist, SIZES, seed=0)
+    b = make_splits(fmnist, SIZES, seed=0)
+    c = make_splits(fmnist, SIZES, seed=1)
+    train = [a.target_train, a.shadow_train, a.calibration, a.reserve]
+    assert sum(len(t) for t in train) == 60000
+    assert len(torch.unique(torch.cat(train))) == 60000
+    assert len(torch.unique(torch.cat([a.target_test, a.shadow_test]))) == 1200
+    for name in ("target_train", "shadow_train", "calibration", "target_test", "shadow_test"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+        assert not torch.equal(getattr(a, name), getattr(c, name))
+    counts = torch.bincount(fmnist.train_y[a.target_train], minlength=10)
+    assert int(counts.min()) >= 99 and int(counts.max()) <= 101
+    # every prefix is stratified too (members for evaluation are a prefix)
+    counts = torch.bincount(fmnist.train_y[a.target_train[:200]], minlength=10)
+    assert int(counts.min()) >= 19 and int(counts.max()) <= 21
+
+
+def test_splits_too_large_name_the_keys(fmnist):
+    with pytest.raises(ConfigError, match="data.splits.target_test=9000"):
+        make_splits(fmnist, SplitSizes(target_test=9000, shadow_test=2000), seed=0)
+
+
+def ctx(fmnist, size=100, seed=0):
+    splits = make_splits(fmnist, SIZES, seed=0)
+    return SourceContext(fmnist, splits, size, torch.Generator().manual_seed(seed), seed)
+
+
+def test_test_source_is_the_target_test_split(fmnist):
+    c = ctx(fmnist)
+    d = SOURCES["test"](c)
+    assert torch.equal(d.images, fmnist.test_x[c.splits.target_test[:100]])
+    assert torch.equal(d.y, fmnist.test_y[c.splits.target_test[:100]])
+    assert d.pool == "test" and torch.equal(d.pool_index, c.splits.target_test[:100])
+    assert torch.allclose(d.x, fmnist.normalize(d.images))
+
+
+def test_permuted_source_permutes_pixels_of_each_image(fmnist):
+    c = ctx(fmnist)
+    d, t = SOURCES["permuted"](c), SOURCES["test"](ctx(fmnist))
+    assert torch.equal(d.images.flatten(1).sort(1).values, t.images.flatten(1).sort(1).values)
+    assert (d.images != t.images).flatten(1).any(1).float().mean() > 0.99
+    assert bool((d.y == -1).all())
+
+
+def test_permutation_is_shared_across_channels():
+    from overconf.data.datasets import ImageDataset
+    from overconf.data.splits import Splits
+
+    x = torch.arange(3 * 16, dtype=torch.uint8).view(1, 3, 4, 4).repeat(5, 1, 1, 1)
+    ds = ImageDataset("toy", x, torch.zeros(5, dtype=torch.long), x, torch.arange(5) % 2, ["a", "b"])
+    idx = torch.arange(5)
+    splits = Splits(idx, idx, idx, idx, idx, idx)
+    d = SOURCES["permuted"](SourceContext(ds, splits, 5, torch.Generator().manual_seed(0), 0))
+    # channel c holds 16c + position: the same permutation keeps the channel offsets aligned
+    diffs = d.images[:, 1].long() - d.images[:, 0].long()
+    assert bool((diffs == 16).all())
+
+
+def test_scaled_and_unnormalized_sources(fmnist):
+    t = SOURCES["test"](ctx(fmnist))
+    s = SOURCES["scaled"](ctx(fmnist))
+    u = SOURCES["unnormalized"](ctx(fmnist))
+    assert torch.allclose(s.x, t.x * 255)
+    assert torch.allclose(u.x, t.images.float() / 255)
+    assert torch.equal(s.y, t.y)
+
+
+def test_noise_sources_are_seeded(fmnist):
+    for name in ("gaussian", "uniform"):
+        a, b, c = (SOURCES[name](ctx(fmnist, seed=s)) for s in (0, 0, 1))
+        assert a.x.shape == (100, 1, 28, 28)
+        assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+    g = SOURCES["gaussian"](ctx(fmnist, size=2000))
+    assert float(g.x.mean()) == pytest.approx(0.0, abs=0.15)
+
+
+def test_digits_source_is_resized_natural_ood(fmnist):
+    d = SOURCES["digits"](ctx(fmnist, size=5000))
+    assert d.x.shape == (1797, 1, 28, 28)  # all of them: fewer than asked
+    assert int(d.images.max()) > 200
+
+
+def test_resize_converts_channels():
+    x = torch.randint(0, 256, (4, 3, 96, 96), dtype=torch.uint8)
+    assert resize_images(x, (1, 28, 28)).shape == (4, 1, 28, 28)
+    assert resize_images(x[:, :1], (3, 32, 32)).shape == (4, 3, 32, 32)
+
+
+def test_missing_data_names_the_install_command(tmp_path):
+    with pytest.raises(DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion_mnist", root=str(tmp_path))
+
+
+def test_torchvision_dataset_without_root_explains_the_flag():
+    with pytest.raises(DataNotFoundError, match="data.root"):
+        load_dataset("cifar10")
+
+
+def test_torchvision_dataset_missing_under_root_never_downloads(tmp_path):
+    with pytest.raises(DataNotFoundError, match="data.download=true"):
+        load_dataset("svhn", root=str(tmp_path))

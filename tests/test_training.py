@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from overconf.cache import Cache
+from overconf.config import Recipe
+from overconf.outputs import compute_outputs
+from overconf.trained import ClassifierJob, load_or_train
+
+
+def make_job(seed=0, epochs=3, dropout=0.2) -> ClassifierJob:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (96, 1, 12, 12), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 3, (96,), generator=g)
+    return ClassifierJob("salem_cnn", Recipe(epochs=epochs, batch_size=32, lr=1e-3, dropout=dropout), seed,
+                         images, labels, torch.tensor([[[0.5]]]), torch.tensor([[[0.25]]]), 3,
+                         params={"width": 4, "hidden": 16})
+
+
+def test_training_is_reproducible_and_leaves_global_rng_alone(tmp_path):
+    state = torch.get_rng_state()
+    a = load_or_train(make_job(), Cache(tmp_path / "a"), torch.device("cpu"), progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = load_or_train(make_job(), Cache(tmp_path / "b"), torch.device("cpu"), progress=False)
+    for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(v, w), k
+    c = load_or_train(make_job(seed=1), Cache(tmp_path / "c"), torch.device("cpu"), progress=False)
+    assert not torch.equal(a.model.head.weight, c.model.head.weight)
+
+
+def test_killed_training_resumes_where_it_stopped(tmp_path, monkeypatch):
+    full = load_or_train(make_job(epochs=4), Cache(tmp_path / "full"), torch.device("cpu"), progress=False)
+
+    import overconf.trained as trained
+
+    cache = Cache(tmp_path / "killed")
+    real = trained.train_classifier
+
+    def killed_after_two_epochs(*args, on_epoch, **kw):
+        def hook(state):
+            on_epoch(state)
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+
+        return real(*args, on_epoch=hook, **kw)
+
+    monkeypatch.setattr(trained, "train_classifier", killed_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        load_or_train(make_job(epochs=4), cache, torch.device("cpu"), progress=False, checkpoint_every=0)
+    assert cache.load("partial", make_job(epochs=4).key)["epoch"] == 2
+    monkeypatch.setattr(trained, "train_classifier", real)
+
+    epochs_run = []
+    resumed = load_or_train(make_job(epochs=4), cache, torch.device("cpu"), progress=False)
+    epochs_run = [h["epoch"] for h in resumed.history]
+    assert epochs_run == [1, 2, 3, 4]
+    for (k, v), w in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(v.float(), w.float(), atol=1e-6), k
+    assert cache.load("partial", make_job(epochs=4).key) is None  # cleaned up once finished
+
+
+def test_outputs_are_computed_in_eval_mode():
+    job = make_job(dropout=0.5)
+    model = job.build()
+    model.train()
+    x = job.inputs()
+    a, _ = compute_outputs(model, x, torch.device("cpu"))
+    b, _ = compute_outputs(model, x, torch.device("cpu"))
+    assert torch.equal(a, b)  # dropout off
+    assert model.training  # the caller's mode is restored
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.0083, 0.1])
+def test_training_loss_is_label_smoothed_cross_entropy(eps):
+    from overconf.training import classification_loss
+
+    z = torch.randn(20, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 5, (20,), generator=torch.Generator().manual_seed(1))
+    logp = z.log_softmax(1)
+    expected = (1 - eps) * torch.nn.functional.nll_loss(logp, y) + eps * (-logp.mean(1)).mean()
+    got = classification_loss(Recipe(label_smoothing=eps))(z, y)
+    assert got.item() == pytest.approx(expected.item(), abs=1e-12)
