@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""Benchmarks: overconf's loops against bare PyTorch loops on the same model and device.
+
+Each benchmark measures both sides in one run and prints their ratio, with the machine.
+
+  python scripts/bench.py                        # every benchmark, defaults for the device
+  python scripts/bench.py --only train,score --arch resnet18 --batch 512
+  python scripts/bench.py --json bench.json      # also write the figures as JSON
+
+Goals (on a GPU): training and scoring >= 0.9 of the bare loop for ResNet-18 at batch 512, bf16.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from overconf.config import Recipe  # noqa: E402
+from overconf.device import autocast, memory_format, resolve_device, to_device_images  # noqa: E402
+from overconf.models import build_model  # noqa: E402
+from overconf.outputs import compute_outputs  # noqa: E402
+from overconf.training import train_classifier  # noqa: E402
+
+BENCHES: dict[str, Callable[[argparse.Namespace, torch.device], dict]] = {}
+
+
+def bench(name: str):
+    def add(fn):
+        BENCHES[name] = fn
+        return fn
+
+    return add
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu} x{os.cpu_count()} ({torch.get_num_threads()} threads), torch {torch.__version__}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def synthetic(args, device, channels=3, size=32, classes=10):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.n, channels, size, size, generator=g)
+    y = torch.randint(0, classes, (args.n,), generator=g)
+    return x, y
+
+
+def model_for(args, device):
+    m = build_model(args.arch, in_channels=3, num_classes=10, image_size=32)
+    return m.to(device, memory_format=memory_format(device))
+
+
+@bench("train")
+def bench_train(args, device) -> dict:
+    """Training images/s: overconf.training.train_classifier vs a bare loop (same model, data,
+    batch, optimizer, bf16 autocast and channels_last on CUDA)."""
+    x, y = synthetic(args, device)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch, lr=1e-3)
+
+    def bare():
+        model = model_for(args, device)
+        xd, yd = to_device_images(x, device), y.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        model.train()
+        for _ in range(args.epochs):
+            perm = torch.randperm(len(xd), device=device)
+            for i in range(0, len(xd), args.batch):
+                idx = perm[i: i + args.batch]
+                with autocast(device):
+                    loss = loss_fn(model(xd[idx]), yd[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def ours():
+        train_classifier(model_for(args, device), x, y, recipe, seed=0, device=device, progress=False)
+
+    return compare(bare, ours, args.n * args.epochs, device, args.repeats, "images/s")
+
+
+@bench("score")
+def bench_score(args, device) -> dict:
+    """Scoring images/s: overconf.outputs.compute_outputs (logits + features) vs bare forward passes."""
+    x, _ = synthetic(args, device)
+    model = model_for(args, device).eval()
+
+    def bare():
+        with torch.inference_mode():
+            for i in range(0, len(x), args.batch):
+                with autocast(device):
+                    model(to_device_images(x[i: i + args.batch], device)).float().cpu()
+
+    def ours():
+        compute_outputs(model, x, device, batch_size=args.batch)
+
+    return compare(bare, ours, args.n, device, args.repeats, "images/s")
+
+
+def compare(bare: Callable, ours: Callable, work: int, device, repeats: int, unit: str) -> dict:
+    """Warm both up once, then time them alternately; report the best of ``repeats`` each."""
+    bare()
+    ours()
+    t_bare, t_ours = [], []
+    for _ in range(repeats):
+        t_bare.append(timed(bare, device))
+        t_ours.append(timed(ours, device))
+    b, o = work / min(t_bare), work / min(t_ours)
+    return {"bare": b, "overconf": o, "ratio": o / b, "unit": unit}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHES)}")
+    p.add_argument("--arch", help="architecture (default: resnet18 on CUDA, small_resnet on CPU)")
+    p.add_argument("--batch", type=int, help="batch size (default: 512 on CUDA, 128 on CPU)")
+    p.add_argument("--n", type=int, help="images per epoch (default: 25600 on CUDA, 2048 on CPU)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", help="also write the results to this file")
+    args, _ = p.parse_known_args(argv)
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    args.arch = args.arch or ("resnet18" if cuda else "small_resnet")
+    args.batch = args.batch or (512 if cuda else 128)
+    args.n = args.n or (25600 if cuda else 2048)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    names = args.only.split(",") if args.only else list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        p.error(f"unknown benchmark '{unknown[0]}'; choose from {', '.join(BENCHES)}")
+    results = {"machine": machine(device), "device": str(device), "arch": args.arch, "batch": args.batch,
+               "n": args.n, "benchmarks": {}}
+    print(f"machine: {results['machine']}")
+    print(f"{'benchmark':24s} {'bare':>14s} {'overconf':>14s} {'ratio':>7s}")
+    for name in names:
+        r = BENCHES[name](args, device)
+        results["benchmarks"][name] = r
+        print(f"{name:24s} {r['bare']:14.1f} {r['overconf']:14.1f} {r['ratio']:7.3f}  {r['unit']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
