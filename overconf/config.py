@@ -121,6 +121,9 @@ class MetricsConfig:
     bootstrap: int = 1000
     confidence: float = 0.95
     fpr_targets: list[float] = field(default_factory=lambda: [0.01, 0.001])
+    """TPR at each of these FPRs, with a bootstrap interval"""
+    priors: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
+    """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
     ece_bins: int = 15
 
 
@@ -130,6 +133,8 @@ class ReportConfig:
     tensorboard: bool = True
     fp_grid: int = 16
     """most confident false positives shown per source in TensorBoard"""
+    roc_sources: list[str] | None = None
+    """non-member sources of the log-log ROC figures (null: test, or the first source)"""
 
 
 @dataclass
@@ -382,6 +387,10 @@ def _validate_registries(cfg: StudyConfig) -> None:
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")
     _check(all(0 < f < 1 for f in cfg.metrics.fpr_targets), "metrics.fpr_targets must lie in (0, 1)")
+    _check(all(0 < p < 1 for p in cfg.metrics.priors), "metrics.priors must lie in (0, 1)")
+    for s in cfg.report.roc_sources or []:
+        _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
+                                   f"use some of: {', '.join(source_labels)}")
 
 
 def source_label(c: Component) -> str:

@@ -4,11 +4,15 @@ Attacks that need more than log-probabilities (reference-model outputs, outputs 
 augmentation, adversarial distances) name them in ``Attack.requires``; a producer registered
 here computes the signal from a :class:`SignalContext` and the study caches it by the model's
 key and the content of the queried inputs. The attack itself stays a pure function of tensors.
+
+A requirement is a producer name, or a :class:`SignalRequest` carrying the producer's keyword
+parameters (``SignalRequest.of("noisy_predictions", sigma=0.5, queries=16)``); the signal is
+stored in ``Signals.extra[request.key]`` and cached per parameters.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import torch
 
@@ -39,9 +43,39 @@ class SignalContext:
     """'train' or 'test': the pool ``pool_index`` refers to"""
 
 
-def cached_signal(name: str, ctx: SignalContext) -> torch.Tensor:
-    producer = SIGNALS[name]
-    key = content_key({"kind": "signal", "name": name, "version": getattr(producer, "version", 1),
-                       "model": ctx.model_key, "x": tensor_digest(ctx.x), "labels": tensor_digest(ctx.labels),
-                       "extra": getattr(producer, "key_extra", lambda c: None)(ctx)})
-    return ctx.cache.get_or_create("signals", key, lambda: producer(ctx))
+@dataclass(frozen=True)
+class SignalRequest:
+    """A registered signal with the keyword parameters its producer is called with."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **params: Any) -> "SignalRequest":
+        return cls(name, tuple(sorted(params.items())))
+
+    @property
+    def key(self) -> str:
+        """The name in ``Signals.extra``: ``name`` or ``name(a=1,b=2)``."""
+        if not self.params:
+            return self.name
+        return f"{self.name}({','.join(f'{k}={v}' for k, v in self.params)})"
+
+
+Requirement = Union[str, SignalRequest]
+
+
+def as_request(r: Requirement) -> SignalRequest:
+    return r if isinstance(r, SignalRequest) else SignalRequest(r)
+
+
+def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor:
+    req = as_request(request)
+    producer = SIGNALS[req.name]
+    what = {"kind": "signal", "name": req.name, "version": getattr(producer, "version", 1),
+            "model": ctx.model_key, "x": tensor_digest(ctx.x), "labels": tensor_digest(ctx.labels),
+            "extra": getattr(producer, "key_extra", lambda c: None)(ctx)}
+    if req.params:
+        what["params"] = dict(req.params)
+    key = content_key(what)
+    return ctx.cache.get_or_create("signals", key, lambda: producer(ctx, **dict(req.params)))

@@ -30,7 +30,7 @@ from .metrics import (accuracy, expected_calibration_error, membership_metrics, 
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
 from .seeding import derive_seed, generator
-from .signals import SignalContext, cached_signal
+from .signals import SignalContext, as_request, cached_signal
 from .trained import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
@@ -208,10 +208,10 @@ class Study:
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration) -> Signals:
         outs, x, pool, pool_index = part
         extra = {}
-        for name in sorted({r for a in self.attacks for r in a.requires}):
+        for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
                                 self.cache, self, pool_index, pool)
-            extra[name] = cached_signal(name, ctx)
+            extra[req.key] = cached_signal(req, ctx)
         return Signals(cal.log_probs(outs), outs.labels, extra)
 
     # ------------------------------------------------------------------ rows
@@ -256,7 +256,7 @@ class Study:
             s_out = fitted.score(sig)
             cell.scores[attack.label][label] = s_out
             metrics = membership_metrics(s_in, s_out, fitted.threshold, fpr_targets=m.fpr_targets,
-                                         n_boot=m.bootstrap, confidence=m.confidence,
+                                         priors=m.priors, n_boot=m.bootstrap, confidence=m.confidence,
                                          generator=generator(cell.seed, "bootstrap", attack.label, label))
             metrics |= mmps(cell.members.max_score, sig.max_score, flagged_in, s_out >= fitted.threshold)
             rows += [self._row(cell, attack.label, label, k, v) for k, v in metrics.items()]

@@ -5,6 +5,7 @@ to the target: ``fitted = attack.fit(shadow_in, shadow_out, generator=g)``, then
 ``fitted.score(signals) >= fitted.threshold`` means "member". Attacks read only tensors.
 """
 from .base import ATTACKS, Attack, Fitted, Signals
-from . import threshold, salem  # noqa: F401  (registration)
+from . import (threshold, salem, loss, true_class, modified_entropy, scaled_logit,  # noqa: F401
+               label_only, adversarial)  # (registration)
 
 __all__ = ["ATTACKS", "Attack", "Fitted", "Signals"]

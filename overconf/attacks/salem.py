@@ -62,4 +62,7 @@ class Salem(Attack):
             with torch.no_grad():  # the MLP's logit: >= 0 iff sigmoid >= 0.5
                 return mlp(top_k_features(s, k, self.with_label, self.log)).squeeze(1).double()
 
-        return Fitted(score, 0.0, {"k": k, "with_label": self.with_label, "decision": "sigmoid >= 0.5"})
+        s_in, s_out = score(members), score(nonmembers)
+        return Fitted(score, 0.0, {"k": k, "with_label": self.with_label, "decision": "sigmoid >= 0.5",
+                                   "threshold": 0.0, "shadow_tpr": float((s_in >= 0).double().mean()),
+                                   "shadow_fpr": float((s_out >= 0).double().mean())})

@@ -9,15 +9,27 @@ from .thresholds import RULES
 
 
 class ScoreThreshold(Attack):
-    """Member iff ``score(x) >= tau``, tau fitted on the shadow model by ``rule``."""
+    """Member iff ``score(x) >= tau``, tau fitted on the shadow model by ``rule``.
+
+    The label is the attack's name, suffixed by the rule where it is not the default one
+    (``loss`` vs ``loss_mean_train_loss``); ``label`` overrides it."""
 
     rule = "youden"
+    rules = RULES
+    """the rules a subclass allows: name -> f(shadow member scores, shadow non-member scores)"""
 
-    def __init__(self, rule: str | None = None):
+    def __init__(self, rule: str | None = None, label: str | None = None):
         self.rule = rule or type(self).rule
-        if self.rule not in RULES:
+        if self.rule not in self.rules:
             raise ConfigError(f"attack {self.name}: rule '{self.rule}' is not allowed; use one of: "
-                              f"{', '.join(RULES)}")
+                              f"{', '.join(self.rules)}")
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        if self._label:
+            return self._label
+        return self.name if self.rule == type(self).rule else f"{self.name}_{self.rule}"
 
     @staticmethod
     def score(s: Signals) -> torch.Tensor:
@@ -25,8 +37,8 @@ class ScoreThreshold(Attack):
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         s_in, s_out = self.score(members), self.score(nonmembers)
-        tau = RULES[self.rule](s_in, s_out)
-        info = {"rule": self.rule, "shadow_tpr": float((s_in >= tau).double().mean()),
+        tau = self.rules[self.rule](s_in, s_out)
+        info = {"rule": self.rule, "threshold": tau, "shadow_tpr": float((s_in >= tau).double().mean()),
                 "shadow_fpr": float((s_out >= tau).double().mean())}
         return Fitted(self.score, tau, info)
 

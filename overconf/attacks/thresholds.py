@@ -34,4 +34,10 @@ def fpr_threshold(scores_out: torch.Tensor, fpr: float) -> float:
     return float(torch.nextafter(s[k], torch.tensor(np.inf, dtype=torch.float64)))
 
 
+def mean_member_threshold(scores_in: torch.Tensor, scores_out: torch.Tensor) -> float:
+    """The mean shadow-member score. With the score -CE this is Yeom et al.'s (CSF 2018) rule:
+    member iff the loss is at most the (attacker's estimate of the) mean training loss."""
+    return float(scores_in.double().mean())
+
+
 RULES = {"youden": youden_threshold, "accuracy": accuracy_threshold}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.stats import binom
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
@@ -50,18 +51,72 @@ def bootstrap_interval(decisions: torch.Tensor, *, n_boot: int, confidence: floa
     return float(lo), float(hi)
 
 
+def advantage(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Membership advantage max_t (TPR(t) - FPR(t)) over the ROC (Yeom et al. 2018)."""
+    return float(np.max(tpr - fpr))
+
+
+def precision_at_prior(tpr: float, fpr: float, prior: float) -> float:
+    """Precision if a fraction ``prior`` of the queried points were members:
+    pi TPR / (pi TPR + (1 - pi) FPR); nan where nothing is flagged."""
+    flagged = prior * tpr + (1 - prior) * fpr
+    return prior * tpr / flagged if flagged > 0 else float("nan")
+
+
+def bootstrap_tpr_at_fpr(scores_in: torch.Tensor, scores_out: torch.Tensor, targets, *, n_boot: int,
+                         confidence: float, generator: torch.Generator) -> dict[float, tuple[float, float]]:
+    """Percentile bootstrap interval of the ROC's TPR at each target FPR, members and non-members
+    resampled separately (with replacement, original sizes).
+
+    The best rule ``score >= t`` flagging at most k = floor(target n_out) non-members puts t just
+    above the (k+1)-th largest non-member score T, so TPR = #{members > T} / n_in (this equals
+    :func:`tpr_at_fpr` on sklearn's ROC; tested). Rather than materialise B resamples, each one's
+    T and member count are drawn from their exact bootstrap distributions: T takes the value v of
+    the non-member scores with P(T >= v) = P(Binomial(n_out, #{s_out >= v} / n_out) >= k + 1)
+    (inverse-CDF draw), and given T the resampled member count above T is
+    Binomial(n_in, #{s_in > T} / n_in)."""
+    targets = list(targets)
+    s_in = np.sort(_np(scores_in))
+    s_out = np.sort(_np(scores_out))[::-1]
+    n_in, n_out = len(s_in), len(s_out)
+    if n_in == 0 or n_out == 0 or n_boot <= 0:
+        return {t: (float("nan"), float("nan")) for t in targets}
+    values, first = np.unique(-s_out, return_index=True)  # distinct non-member scores, descending
+    values = -values
+    at_least = np.r_[first[1:], n_out]  # #{s_out >= v} for each distinct v
+    alpha = (1 - confidence) / 2
+    out = {}
+    for target in targets:
+        k = int(np.floor((target + 1e-12) * n_out))
+        if k >= n_out:
+            out[target] = (1.0, 1.0)
+            continue
+        cdf = binom.sf(k, n_out, at_least / n_out)  # P(T >= v), nondecreasing as v decreases
+        u = torch.rand(n_boot, generator=generator, dtype=torch.float64).numpy()
+        t_b = values[np.minimum(np.searchsorted(cdf, u), len(values) - 1)]
+        above = (n_in - np.searchsorted(s_in, t_b, side="right")) / n_in
+        tpr = torch.binomial(torch.full((n_boot,), float(n_in), dtype=torch.float64),
+                             torch.from_numpy(above), generator=generator) / n_in
+        lo, hi = torch.quantile(tpr, torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
+        out[target] = (float(lo), float(hi))
+    return out
+
+
 def membership_metrics(
     scores_in: torch.Tensor,
     scores_out: torch.Tensor,
     threshold: float,
     *,
     fpr_targets=(0.01, 0.001),
+    priors=(0.01, 0.1, 0.5),
     n_boot: int = 1000,
     confidence: float = 0.95,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """TPR, FPR, precision, accuracy at the fitted threshold; AUROC, AUPR, FPR at 95% TPR,
-    TPR at each FPR target with the FPR reached, and a bootstrap interval for the FPR."""
+    """TPR, FPR, precision (also at each member prior), accuracy, balanced accuracy and advantage
+    (TPR - FPR) at the fitted threshold; over the ROC: AUROC, AUPR, advantage (max TPR - FPR),
+    FPR at 95% TPR, TPR at each FPR target with the FPR reached; bootstrap intervals for the FPR
+    and for the TPR at each FPR target."""
     s_in, s_out = torch.as_tensor(scores_in).double(), torch.as_tensor(scores_out).double()
     d_in, d_out = s_in >= threshold, s_out >= threshold
     tp, fp = int(d_in.sum()), int(d_out.sum())
@@ -74,6 +129,9 @@ def membership_metrics(
         "fpr": fp / n_out,
         "precision": tp / (tp + fp) if tp + fp else float("nan"),
         "accuracy": (tp + n_out - fp) / (n_in + n_out),
+        "balanced_accuracy": (tp / n_in + 1 - fp / n_out) / 2,
+        "advantage_at_threshold": tp / n_in - fp / n_out,
+        "advantage": advantage(fpr, tpr),
         "auroc": float(roc_auc_score(y, s)),
         "aupr": float(average_precision_score(y, s)),
         "fpr_at_95tpr": fpr_at_tpr(fpr, tpr, 0.95),
@@ -82,6 +140,8 @@ def membership_metrics(
         "n_nonmembers": n_out,
         "flagged": fp,
     }
+    for prior in priors:
+        m[f"precision_at_prior_{prior:g}"] = precision_at_prior(m["tpr"], m["fpr"], prior)
     for target in fpr_targets:
         t, f = tpr_at_fpr(fpr, tpr, target)
         m[f"tpr_at_fpr_{target:g}"] = t
@@ -89,6 +149,9 @@ def membership_metrics(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     m["fpr_ci_low"], m["fpr_ci_high"] = bootstrap_interval(d_out, n_boot=n_boot, confidence=confidence,
                                                            generator=g)
+    intervals = bootstrap_tpr_at_fpr(s_in, s_out, fpr_targets, n_boot=n_boot, confidence=confidence, generator=g)
+    for target, (lo, hi) in intervals.items():
+        m[f"tpr_at_fpr_{target:g}_ci_low"], m[f"tpr_at_fpr_{target:g}_ci_high"] = lo, hi
     return m
 
 

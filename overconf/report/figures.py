@@ -1,4 +1,5 @@
-"""Paper-style figures (Hintersdorf et al. 2022): FPR bars per source and max-score histograms."""
+"""Paper-style figures (Hintersdorf et al. 2022): FPR bars per source and max-score histograms;
+log-log ROC curves per attack (Carlini et al. 2022) with bootstrap intervals at low FPR."""
 from __future__ import annotations
 
 import re
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..metrics.membership import roc  # noqa: E402
 from .tables import Table, ordered  # noqa: E402
 
 
@@ -60,6 +62,63 @@ def max_score_histograms(fig, cell) -> None:
     fig.supxlabel("max_k p_k")
 
 
+def roc_sources(cell, cfg) -> list[str]:
+    """The sources whose log-log ROC is drawn: ``report.roc_sources``, else test (or the first)."""
+    chosen = cfg.report.roc_sources
+    if chosen is None:
+        chosen = ["test"] if "test" in cell.sources else list(cell.sources)[:1]
+    return [s for s in chosen if s in cell.sources]
+
+
+def loglog_roc(ax, cell, source: str, rows: list[dict], auc_in_label: bool = True) -> None:
+    """One ROC curve per attack (members vs ``source``) on log-log axes, with the TPR at each FPR
+    target and its bootstrap interval from ``rows`` (the cell's result rows)."""
+    values = {(r["attack"], r["metric"]): r["value"] for r in rows if r["source"] == source}
+    colors = plt.get_cmap("tab20").colors
+    lowest = 1.0
+    for i, (attack, scores) in enumerate(cell.scores.items()):
+        if source not in scores:
+            continue
+        fpr, tpr, _ = roc(scores["members"], scores[source])
+        lowest = min(lowest, 1 / max(1, len(scores[source])), 1 / max(1, len(scores["members"])))
+        color = colors[i % len(colors)]
+        auc = values.get((attack, "auroc"), float("nan"))
+        ax.step(fpr, tpr, where="post", color=color, lw=1.2,
+                label=f"{attack} (AUC {auc:.3f})" if auc_in_label else attack)
+        for key in [m for (a, m) in values if a == attack and m.startswith("tpr_at_fpr_") and m.endswith("_ci_low")]:
+            target = float(key[len("tpr_at_fpr_"): -len("_ci_low")])
+            v = values.get((attack, f"tpr_at_fpr_{target:g}"))
+            lo, hi = values[(attack, key)], values.get((attack, f"tpr_at_fpr_{target:g}_ci_high"))
+            if v is None or hi is None or v <= 0:
+                continue
+            ax.errorbar([target], [v], yerr=[[max(0.0, v - lo)], [max(0.0, hi - v)]], fmt="o", ms=3,
+                        color=color, capsize=2)
+    ax.plot([lowest / 2, 1], [lowest / 2, 1], "k--", lw=0.8, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lowest / 2, 1)
+    ax.set_ylim(lowest / 2, 1.05)
+    ax.set_xlabel(f"FPR ({source})")
+    ax.set_ylabel("TPR (target members)")
+    ax.set_title(f"{cell.model} / {cell.setting} / seed {cell.seed}: members vs {source}", fontsize="small")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def roc_figure(cell, rows: list[dict], sources: list[str]):
+    """A figure with one log-log ROC panel per source (``rows``: the cell's result rows); the
+    legend gives each attack's AUROC where there is a single panel."""
+    fig, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources) + 2.8, 5), squeeze=False,
+                             layout="constrained")
+    for ax, source in zip(axes[0], sources):
+        loglog_roc(ax, cell, source, rows, auc_in_label=len(sources) == 1)
+    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def cell_rows(result, cell) -> list[dict]:
+    return [r for r in result.rows if (r["model"], r["setting"], r["seed"]) == (cell.model, cell.setting, cell.seed)]
+
+
 def study_figures(result, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     table = Table(result.rows)
@@ -86,4 +145,11 @@ def study_figures(result, folder: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+        sources = roc_sources(cell, result.config)
+        if cell.scores and sources:
+            fig = roc_figure(cell, cell_rows(result, cell), sources)
+            path = folder / f"roc_{slug(cell.model)}_{slug(cell.setting)}_s{cell.seed}.png"
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+            written.append(path)
     return written

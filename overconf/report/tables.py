@@ -72,6 +72,26 @@ def ordered(rows: list[dict], field: str, exclude: tuple = ()) -> list[str]:
     return list(seen)
 
 
+def strength_table(t: Table, cfg, model: str, setting: str, attacks: list[str], ref: str) -> list[str]:
+    """Attack strength against one source: AUROC, advantage (max TPR - FPR over the ROC), balanced
+    accuracy and precision at each member prior (at the fitted threshold), TPR at each FPR target
+    with its bootstrap interval."""
+    priors, targets = cfg.metrics.priors, cfg.metrics.fpr_targets
+    header = (["attack", "AUROC", "advantage", "bal. acc."] + [f"prec. pi={p:g}" for p in priors]
+              + [f"TPR@{f:g}FPR [CI]" for f in targets])
+    body = []
+    for a in attacks:
+        cells = [a] + [t.fmt(model, setting, a, ref, m) for m in ("auroc", "advantage", "balanced_accuracy")]
+        cells += [t.fmt(model, setting, a, ref, f"precision_at_prior_{p:g}") for p in priors]
+        for f in targets:
+            lo, hi = (t.fmt(model, setting, a, ref, f"tpr_at_fpr_{f:g}_ci_{b}") for b in ("low", "high"))
+            cells.append(f"{t.fmt(model, setting, a, ref, f'tpr_at_fpr_{f:g}')} [{lo}, {hi}]")
+        body.append(cells)
+    return [f"Attack strength against the {ref} source (advantage: max TPR - FPR over the ROC; balanced "
+            f"accuracy and precision at member prior pi at the fitted threshold; TPR at low FPR with "
+            f"{cfg.metrics.confidence:.0%} bootstrap intervals):", "", markdown_table(header, body), ""]
+
+
 def summary_markdown(rows: list[dict], cfg, result=None) -> str:
     t = Table(rows)
     models, settings = ordered(rows, "model"), ordered(rows, "setting")
@@ -104,6 +124,8 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                             + [t.fmt(model, setting, a, ref, "auroc"),
                                t.fmt(model, setting, a, ref, "tpr_at_fpr_0.01")])
             out += [markdown_table(header, body), ""]
+            if attacks and sources:
+                out += strength_table(t, cfg, model, setting, attacks, "test" if "test" in sources else sources[0])
             out += ["Mean max prediction score (MMPS) of flagged non-members, i.e. false positives:", ""]
             body = [[a] + [t.fmt(model, setting, a, s, "mmps_fp", digits=4) for s in sources] for a in attacks]
             out += [markdown_table(["attack"] + sources, body), ""]

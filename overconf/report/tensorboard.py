@@ -1,5 +1,6 @@
 """TensorBoard logs: one run per (model, setting, seed) with every metric as a scalar, hparams,
-max-score histograms per source and grids of the most confident false positives per source."""
+max-score histograms per source, grids of the most confident false positives per source and
+log-log ROC figures (every attack, members vs each ``report.roc_sources`` source)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
-from .figures import slug
+from .figures import roc_figure, roc_sources, slug
 
 HPARAM_METRICS = ("tpr", "fpr", "auroc", "tpr_at_fpr_0.01")
 
@@ -43,6 +44,11 @@ def write_tensorboard(result, folder: Path) -> None:
                 images = result.images[(cell.seed, label)][top].float() / 255
                 writer.add_image(f"confident_false_positives/{attack}/{label}",
                                  make_grid(images, nrow=min(8, len(top)), padding=1, pad_value=1.0), 0)
+        sources = roc_sources(cell, cfg)
+        if cell.scores and sources:
+            for source in sources:
+                fig = roc_figure(cell, rows, [source])
+                writer.add_figure(f"roc_loglog/{source}", fig, 0, close=True)
         model_spec = next((m for m in cfg.models if m.label == cell.model), None)
         setting = next((s for s in cfg.settings if s.name == cell.setting), None)
         hparams = {"model": cell.model, "setting": cell.setting, "seed": cell.seed,
