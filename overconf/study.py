@@ -52,6 +52,9 @@ class Cell:
     thresholds: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     """fitted calibration parameters per role"""
+    member_index: dict[str, torch.Tensor] = field(default_factory=dict)
+    """source -> the members it is evaluated against (all members, or a seeded subset of the
+    source's size when the source has fewer samples: member and non-member sets are equal-size)"""
     fitted: dict[str, Fitted] = field(default_factory=dict, repr=False)
     """attack label -> the attack fitted on the shadow (for streaming / search extensions)"""
     target: TrainedClassifier | None = field(default=None, repr=False)
@@ -184,6 +187,8 @@ class Study:
         members = signals[("target", "members")]
         src_signals = {label: signals[("target", f"source:{label}")] for label in sources}
         cell = Cell(seed, model.label, setting.name, members, src_signals,
+                    member_index={label: self.matched_members(seed, label, len(members), len(s))
+                                  for label, s in src_signals.items()},
                     calibration={"target": cal_t.describe(), "shadow": cal_s.describe()},
                     target=trained["target"], target_calibration=cal_t)
 
@@ -192,6 +197,15 @@ class Study:
             rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
                                      signals[("shadow", "nonmembers")])
         return cell, rows
+
+    @staticmethod
+    def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:
+        """Indices of the members a source is compared with: all of them, or a seeded subset of the
+        source's size, so that every evaluation has equal-size member and non-member sets."""
+        if n_source >= n_members:
+            return torch.arange(n_members)
+        perm = torch.randperm(n_members, generator=generator(seed, "matched_members", source))
+        return perm[:n_source].sort().values
 
     def _part(self, outs: Outputs, split: str, n: int):
         images, _ = self.splits.images(self.dataset, split)
@@ -251,14 +265,15 @@ class Study:
         cell.scores[attack.label] = {"members": s_in}
         rows = [self._row(cell, attack.label, "shadow", k, v) for k, v in fitted.info.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        flagged_in = s_in >= fitted.threshold
         for label, sig in cell.sources.items():
             s_out = fitted.score(sig)
             cell.scores[attack.label][label] = s_out
-            metrics = membership_metrics(s_in, s_out, fitted.threshold, fpr_targets=m.fpr_targets,
+            idx = cell.member_index[label]
+            metrics = membership_metrics(s_in[idx], s_out, fitted.threshold, fpr_targets=m.fpr_targets,
                                          n_boot=m.bootstrap, confidence=m.confidence,
                                          generator=generator(cell.seed, "bootstrap", attack.label, label))
-            metrics |= mmps(cell.members.max_score, sig.max_score, flagged_in, s_out >= fitted.threshold)
+            metrics |= mmps(cell.members.max_score[idx], sig.max_score, s_in[idx] >= fitted.threshold,
+                            s_out >= fitted.threshold)
             rows += [self._row(cell, attack.label, label, k, v) for k, v in metrics.items()]
         return rows
 
