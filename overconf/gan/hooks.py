@@ -47,7 +47,6 @@ def gan_hook_rows(study, cell) -> list[tuple[str, str, str, float]]:
                        generator=generator(cell.seed, "gan", "stream", s.conditional, device=study.device),
                        psi=s.psi, confidence=confidence, progress=study.cfg.progress,
                        desc=f"{src} {cell.model} {cell.setting} s{cell.seed}")
-        curve.skipped = skipped
         cell.extensions["stream"] = curve
         for a in fitted:
             lo, hi = curve.interval(a)

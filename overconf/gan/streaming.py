@@ -11,7 +11,7 @@ end (and once per progress readout).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -103,8 +103,6 @@ class StreamCurve:
     flagged: dict[str, np.ndarray]
     seconds: float
     confidence: float = 0.95
-    skipped: dict[str, str] = field(default_factory=dict)
-    """attacks not streamed, with the reason"""
 
     def fpr(self, attack: str) -> np.ndarray:
         return self.flagged[attack] / self.samples

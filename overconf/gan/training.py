@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..cache import Cache, content_key, tensor_digest
 from ..device import autocast, memory_format, to_device_images
+from ..errors import ConfigError
 from ..seeding import derive_seed, generator, isolated_rng
 from ..trained import _cpu
 from .config import GanConfig, GanRecipe
@@ -95,8 +96,6 @@ class GanState:
 
 def study_gan_job(gan: GanConfig, dataset, splits, seed: int, conditional: bool) -> GanJob:
     """The generator of a study seed: trained on the first ``gan.train_images`` reserve images."""
-    from ..errors import ConfigError
-
     idx = splits.reserve[: gan.train_images]
     if len(idx) == 0:
         raise ConfigError("the reserve split is empty, so no GAN can be trained on data disjoint from the "

@@ -141,8 +141,7 @@ def _skipped(cfg) -> list[str]:
 
 def write_gan_report(result, run_dir: Path) -> None:
     cfg = result.config
-    if cfg.report.figures:
-        (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+    if cfg.report.figures:  # study_figures made the folder
         stream_figures(result, run_dir / "figures")
     if cfg.report.tensorboard:
         gan_tensorboard(result, run_dir / "tensorboard")
