@@ -100,35 +100,29 @@ def gan_summary(rows: list[dict], cfg) -> list[str]:
                  t.fmt(m0, s0, "-", s, "gan_train_seconds", digits=1)] for s in gan_sources]
         out += [markdown_table(["source", "FID", "FID real", "GAN training s"], body), ""]
     skipped = _skipped(cfg)
-    if streamed or searched:
-        if skipped:
-            out += ["Not streamed or searched (they need extra signals per input): " + ", ".join(skipped) + ".", ""]
+    if (streamed or searched) and skipped:
+        out += ["Not streamed or searched (they need extra signals per input): " + ", ".join(skipped) + ".", ""]
+
+    def table(src: str, attack_cell, last: str, last_cell) -> str:
+        shown = [a for a in attacks if t.get(m0, s0, a, src, "fpr")]
+        body = [[m, s] + [attack_cell(m, s, a) for a in shown] + [last_cell(m, s)] for m in models for s in settings]
+        return markdown_table(["model", "setting"] + shown + [last], body)
+
     for src in streamed:
         out += [f"Streaming (`{src}`): FPR [{cfg.metrics.confidence:.0%} Clopper-Pearson] and flagged / scored "
-                f"fakes; figures/fake_stream_*.png and TensorBoard `stream/` show the curve over M.", ""]
-        body = []
-        for m in models:
-            for s in settings:
-                body.append([m, s] + [f"{t.fmt(m, s, a, src, 'fpr')} [{t.fmt(m, s, a, src, 'fpr_ci_low')}, "
-                                      f"{t.fmt(m, s, a, src, 'fpr_ci_high')}] {t.fmt(m, s, a, src, 'flagged', digits=0)}"
-                                      f"/{t.fmt(m, s, a, src, 'samples', digits=0)}"
-                                      for a in attacks if t.get(m, s, a, src, "fpr")]
-                            + [t.fmt(m, s, "-", src, "samples_per_second", digits=0)])
-        header = ["model", "setting"] + [a for a in attacks if t.get(m0, s0, a, src, "fpr")] + ["fakes/s"]
-        out += [markdown_table(header, body), ""]
+                f"fakes; figures/fake_stream_*.png and TensorBoard `stream/` show the curve over M.", "",
+                table(src, lambda m, s, a: f"{t.fmt(m, s, a, src, 'fpr')} [{t.fmt(m, s, a, src, 'fpr_ci_low')}, "
+                                           f"{t.fmt(m, s, a, src, 'fpr_ci_high')}] "
+                                           f"{t.fmt(m, s, a, src, 'flagged', digits=0)}"
+                                           f"/{t.fmt(m, s, a, src, 'samples', digits=0)}",
+                      "fakes/s", lambda m, s: t.fmt(m, s, "-", src, "samples_per_second", digits=0)), ""]
     for src in searched:
         rnd = src.replace("_searched", "_random")
         out += [f"Latent search ({g.search.objective}, {g.search.steps} steps): FPR of random fakes -> the "
-                f"same fakes after the search; mean max score likewise.", ""]
-        body = []
-        for m in models:
-            for s in settings:
-                body.append([m, s] + [f"{t.fmt(m, s, a, rnd, 'fpr')} -> {t.fmt(m, s, a, src, 'fpr')}"
-                                      for a in attacks if t.get(m, s, a, src, "fpr")]
-                            + [f"{t.fmt(m, s, '-', rnd, 'mean_max_score', digits=4)} -> "
-                               f"{t.fmt(m, s, '-', src, 'mean_max_score', digits=4)}"])
-        header = ["model", "setting"] + [a for a in attacks if t.get(m0, s0, a, src, "fpr")] + ["mean max score"]
-        out += [markdown_table(header, body), ""]
+                f"same fakes after the search; mean max score likewise.", "",
+                table(src, lambda m, s, a: f"{t.fmt(m, s, a, rnd, 'fpr')} -> {t.fmt(m, s, a, src, 'fpr')}",
+                      "mean max score", lambda m, s: f"{t.fmt(m, s, '-', rnd, 'mean_max_score', digits=4)} -> "
+                                                     f"{t.fmt(m, s, '-', src, 'mean_max_score', digits=4)}"), ""]
     return out
 
 
