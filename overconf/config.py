@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .gan.config import GanConfig, validate_gan
 
 
 @dataclass
@@ -145,6 +146,8 @@ class StudyConfig:
     settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")])
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    """generators of the fake sources, FID, streaming and latent search (overconf.gan.config)"""
     cache_dir: str = "checkpoints"
     output_dir: str = "runs"
     progress: bool = True
@@ -382,6 +385,7 @@ def _validate_registries(cfg: StudyConfig) -> None:
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")
     _check(all(0 < f < 1 for f in cfg.metrics.fpr_targets), "metrics.fpr_targets must lie in (0, 1)")
+    validate_gan(cfg)
 
 
 def source_label(c: Component) -> str:

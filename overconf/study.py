@@ -59,6 +59,8 @@ class Cell:
     """attack label -> the attack fitted on the shadow (for streaming / search extensions)"""
     target: TrainedClassifier | None = field(default=None, repr=False)
     target_calibration: Calibration | None = field(default=None, repr=False)
+    extensions: dict[str, Any] = field(default_factory=dict, repr=False)
+    """results of post-evaluation hooks for the report (GAN 'stream' curve, latent 'search')"""
 
 
 @dataclass
@@ -136,13 +138,19 @@ class Study:
             params = {k: v for k, v in comp.params.items() if k != "label"}
             ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
                                 generator(seed, "source", label), seed, self.cfg.data.root,
-                                self.cfg.data.download, self.device, self.cache, self.cfg.progress)
+                                self.cfg.data.download, self.device, self.cache, self.cfg.progress,
+                                config=self.cfg, log_dir=self.gan_log_dir)
             data = SOURCES[comp.name](ctx, **params)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
             out[label] = data
             log.info("source %-14s %5d samples", label, len(data))
         return out
+
+    @property
+    def gan_log_dir(self) -> Path | None:
+        """Where generators log their training (TensorBoard), if the report has TensorBoard logs."""
+        return self.run_dir / "tensorboard" if self.cfg.report.tensorboard else None
 
     def job(self, seed: int, role: str, model: ModelSpec, setting: Setting) -> ClassifierJob:
         images, labels = self.splits.images(self.dataset, f"{role}_train")
@@ -193,10 +201,19 @@ class Study:
                     target=trained["target"], target_calibration=cal_t)
 
         rows = self.model_rows(cell, trained, out, cal_t, cal_s)
+        rows += [self._row(cell, NO_ATTACK, label, k, v) for label, d in sources.items() for k, v in d.info.items()]
         for attack in self.attacks:
             rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
                                      signals[("shadow", "nonmembers")])
+        rows += self.gan_hook_rows(cell)
         return cell, rows
+
+    def gan_hook_rows(self, cell: Cell) -> list[dict]:
+        """After a cell is evaluated: streaming FPR over fresh GAN fakes and the latent search
+        against its target and fitted attacks (``gan.stream``, ``gan.search``; off by default)."""
+        from .gan.hooks import gan_hook_rows
+
+        return [self._row(cell, *r) for r in gan_hook_rows(self, cell)]
 
     @staticmethod
     def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:

@@ -24,6 +24,9 @@ def write_report(result) -> None:
         from .tensorboard import write_tensorboard
 
         write_tensorboard(result, run_dir / "tensorboard")
+    from .gan import write_gan_report
+
+    write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)
     atomic_write_text(run_dir / "summary.md", text)
 

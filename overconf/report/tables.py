@@ -112,4 +112,7 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
             srcs = ["members"] + sources
             out += [markdown_table(srcs, [[t.fmt(model, setting, "-", s, "mean_max_score", digits=4)
                                            for s in srcs]]), ""]
+    from .gan import gan_summary
+
+    out += gan_summary(rows, cfg)
     return "\n".join(out)
