@@ -187,7 +187,7 @@ def bench_reference_outputs(args, device) -> dict:
             compute_outputs(m, x, device, batch_size=args.batch)
 
     def batched():
-        stacked_logits(models[0], sds, x, device, batch_size=args.batch * 8)
+        stacked_logits(models[0], sds, x, device, batch_size=args.batch * 8, vectorize=True)
 
     return compare(sequential, batched, args.ref_models * args.ref_n, device, args.repeats, "models x images/s")
 
