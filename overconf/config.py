@@ -134,6 +134,41 @@ class ReportConfig:
 
 
 @dataclass
+class ReferenceConfig:
+    """Reference models for LiRA, RMIA and Shokri (see overconf/reference/manager.py)."""
+
+    num_models: int = 16
+    """K, even: every reference point is IN for exactly K / 2 models (LiRA: 16-256)"""
+    arch: str | None = None
+    """architecture of the reference models; null = the target's (with its params)"""
+    params: dict[str, Any] = field(default_factory=dict)
+    """architecture keyword arguments when ``arch`` is set"""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """overrides of the setting's recipe for the reference models"""
+    mode: str = "auto"
+    """auto (batched on CUDA without BatchNorm, else sequential) | batched | sequential"""
+    group_size: int = 32
+    """models trained (batched) or evaluated at once; a finished group is stored model by model"""
+    extra_points: int = 0
+    """reserve images added to the reference data (besides the target's evaluation and the
+    shadow's fit points), even"""
+    population: int = 1000
+    """RMIA: size of the seeded population sample z, drawn from the rest of the reserve"""
+
+    def __post_init__(self):
+        allowed = ("auto", "batched", "sequential")
+        if self.mode not in allowed:
+            raise ConfigError(f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
+        _check(self.num_models >= 2 and self.num_models % 2 == 0,
+               f"reference.num_models must be even and >= 2 (each point is IN for half the models), "
+               f"got {self.num_models}")
+        _check(self.group_size >= 1, "reference.group_size must be >= 1")
+        _check(self.extra_points >= 0 and self.extra_points % 2 == 0,
+               f"reference.extra_points must be even and >= 0 (equal-size halves), got {self.extra_points}")
+        _check(self.population >= 1, "reference.population must be >= 1")
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -145,6 +180,7 @@ class StudyConfig:
     attacks: list[Component] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")])
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     """generators of the fake sources, FID, streaming and latent search (overconf.gan.config)"""
@@ -381,6 +417,14 @@ def _validate_registries(cfg: StudyConfig) -> None:
                 factory = R.CALIBRATIONS.get(c.name, where=f"settings.{s.name}.{key}")
                 check_params(factory, c.params, f"settings.{s.name}.{key}({c.name})")
                 factory(**c.params)  # value errors surface now, before any training
+    ref = cfg.reference
+    if ref.arch is not None:
+        check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",
+                     skip=("in_channels", "num_classes", "image_size", "dropout"))
+    elif ref.params:
+        raise ConfigError("reference.params needs reference.arch (without it the reference models "
+                          "use each target's architecture and params)")
+    cfg.recipe.updated(ref.recipe, "reference.recipe")
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")

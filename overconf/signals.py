@@ -4,6 +4,13 @@ Attacks that need more than log-probabilities (reference-model outputs, outputs 
 augmentation, adversarial distances) name them in ``Attack.requires``; a producer registered
 here computes the signal from a :class:`SignalContext` and the study caches it by the model's
 key and the content of the queried inputs. The attack itself stays a pure function of tensors.
+
+A producer returns a tensor whose first dimension is the queried points, or (names starting
+with ``population_``) a tensor about a fixed population sample that ``Signals.subset`` leaves
+whole, or an :class:`~overconf.outputs.Outputs` of the queried model on other inputs (e.g.
+augmented queries), which the study turns into predictive log-probabilities with the setting's
+calibration, exactly like the model's own outputs. A producer may carry ``key_extra(ctx)``
+(more content for its cache key) and ``check(study)`` (validation before any training).
 """
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ class SignalContext:
     """indices of the queried points in the dataset's pool, where they come from it"""
     pool: str | None = None
     """'train' or 'test': the pool ``pool_index`` refers to"""
+    job: Any = None
+    """the queried model's :class:`~overconf.trained.ClassifierJob` (architecture, recipe, seed)"""
 
 
 def cached_signal(name: str, ctx: SignalContext) -> torch.Tensor:
@@ -45,3 +54,6 @@ def cached_signal(name: str, ctx: SignalContext) -> torch.Tensor:
                        "model": ctx.model_key, "x": tensor_digest(ctx.x), "labels": tensor_digest(ctx.labels),
                        "extra": getattr(producer, "key_extra", lambda c: None)(ctx)})
     return ctx.cache.get_or_create("signals", key, lambda: producer(ctx))
+
+
+from .reference import signals as _reference_signals  # noqa: E402,F401  (registration)

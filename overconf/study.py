@@ -30,7 +30,7 @@ from .metrics import (accuracy, expected_calibration_error, membership_metrics, 
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
 from .seeding import derive_seed, generator
-from .signals import SignalContext, cached_signal
+from .signals import SIGNALS, SignalContext, cached_signal
 from .trained import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
@@ -106,6 +106,7 @@ class Study:
             self.seed = seed
             self.splits = make_splits(self.dataset, cfg.data.splits, seed)
             self._check_sizes()
+            self._check_signals()
             sources = self.build_sources(seed)  # before any training: bad sources fail early
             for label, data in sources.items():
                 images[(seed, label)] = data.images
@@ -129,6 +130,15 @@ class Study:
             if size > limit[1]:
                 raise ConfigError(f"{what} = {size} exceeds {limit[0]} = {limit[1]}; lower {what} "
                                   f"or raise {limit[0]}")
+
+    def _check_signals(self) -> None:
+        """Attacks and signal producers validate the study (sizes, architectures) before any training."""
+        for attack in self.attacks:
+            attack.check(self)
+        for name in sorted({r for a in self.attacks for r in a.requires}):
+            check = getattr(SIGNALS[name], "check", None)
+            if check is not None:
+                check(self)
 
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
@@ -241,8 +251,11 @@ class Study:
         extra = {}
         for name in sorted({r for a in self.attacks for r in a.requires}):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self, pool_index, pool)
-            extra[name] = cached_signal(name, ctx)
+                                self.cache, self, pool_index, pool, trained.job)
+            value = cached_signal(name, ctx)
+            # the model's outputs on other inputs (augmented queries, a population sample) are
+            # released like its own: through the setting's calibration
+            extra[name] = cal.log_probs(value) if isinstance(value, Outputs) else value
         return Signals(cal.log_probs(outs), outs.labels, extra)
 
     # ------------------------------------------------------------------ rows

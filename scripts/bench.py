@@ -8,7 +8,9 @@ Each benchmark measures both sides in one run and prints their ratio, with the m
   python scripts/bench.py --json bench.json      # also write the figures as JSON
 
 Goals (on a GPU): training and scoring >= 0.9 of the bare loop for ResNet-18 at batch 512, bf16;
-streaming GAN fakes (gan_stream): 1e6 fakes generated and scored by a ResNet-18 in under 30 s.
+streaming GAN fakes (gan_stream): 1e6 fakes generated and scored by a ResNet-18 in under 30 s;
+reference models (K = 32 SalemCNNs) trained batched >= 4x the models x images / s of training them
+one after another (``reference_batched``; there "bare" is the sequential loop).
 """
 from __future__ import annotations
 
@@ -167,6 +169,67 @@ def bench_gan_stream(args, device) -> dict:
     r = compare(bare, ours, m, device, args.repeats, "fakes/s")
     r["seconds_per_1e6"] = 1e6 / r["overconf"]
     return r
+def reference_models(args, device):
+    """K SalemCNNs (3x32x32 inputs, 10 classes) on a balanced keep matrix over ``ref_n`` images."""
+    from overconf.reference import balanced_keep
+    from overconf.seeding import isolated_rng
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.ref_n, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (args.ref_n,), generator=g)
+    keep = balanced_keep(args.ref_n, args.ref_models, g)
+
+    def build():
+        models = []
+        for j in range(args.ref_models):
+            with isolated_rng(j):
+                models.append(build_model("salem_cnn", in_channels=3, num_classes=10, image_size=32))
+        return models
+
+    return x, y, keep, build
+
+
+@bench("reference_batched")
+def bench_reference_batched(args, device) -> dict:
+    """Reference-model training, models x images / s: K SalemCNNs trained at once
+    (overconf.reference.batched: torch.func stacked parameters under vmap, one Adam) vs the same
+    K trained one after another with train_classifier ("bare"); same device, data, recipe
+    (batch 64, Adam), seeds and keep matrix."""
+    from overconf.reference.batched import train_batched
+
+    x, y, keep, build = reference_models(args, device)
+    recipe = Recipe(epochs=1, batch_size=args.ref_batch, lr=1e-3)
+    seeds = list(range(args.ref_models))
+
+    def sequential():
+        for j, model in enumerate(build()):
+            train_classifier(model, x[keep[:, j]], y[keep[:, j]], recipe, seed=j, device=device, progress=False)
+
+    def batched():
+        train_batched(build(), x, y, keep, recipe, seeds=seeds, dropout_seed=0, device=device, progress=False)
+
+    return compare(sequential, batched, args.ref_models * (args.ref_n // 2), device, args.repeats,
+                   "models x images/s")
+
+
+@bench("reference_outputs")
+def bench_reference_outputs(args, device) -> dict:
+    """Reference-model scoring, models x images / s: stacked_logits (vmap over K models, eval
+    mode) vs compute_outputs model by model ("bare")."""
+    from overconf.reference.batched import stacked_logits
+
+    x, _, _, build = reference_models(args, device)
+    models = [m.to(device) for m in build()]
+    sds = [m.state_dict() for m in models]
+
+    def sequential():
+        for m in models:
+            compute_outputs(m, x, device, batch_size=args.batch)
+
+    def batched():
+        stacked_logits(models[0], sds, x, device, batch_size=args.batch * 8, vectorize=True)
+
+    return compare(sequential, batched, args.ref_models * args.ref_n, device, args.repeats, "models x images/s")
 
 
 def compare(bare: Callable, ours: Callable, work: int, device, repeats: int, unit: str) -> dict:
@@ -189,6 +252,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, help="batch size (default: 512 on CUDA, 128 on CPU)")
     p.add_argument("--n", type=int, help="images per epoch (default: 25600 on CUDA, 2048 on CPU)")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--ref-models", type=int, default=32, help="reference benchmarks: models K (default 32)")
+    p.add_argument("--ref-n", type=int, help="reference benchmarks: images in the keep matrix, each model "
+                                             "trains on half (default: 25600 on CUDA, 256 on CPU)")
+    p.add_argument("--ref-batch", type=int, default=64, help="reference benchmarks: batch per model (64)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--stream-samples", type=int,
                    help="fakes per gan_stream run (default: 1000000 on CUDA, 4096 on CPU)")
@@ -202,6 +269,7 @@ def main(argv=None) -> int:
     args.n = args.n or (25600 if cuda else 2048)
     args.stream_samples = args.stream_samples or (1_000_000 if cuda else 4096)
     args.stream_batch = args.stream_batch or (8192 if cuda else 512)
+    args.ref_n = args.ref_n or (25600 if cuda else 256)
     if cuda:
         torch.backends.cudnn.benchmark = True
     names = args.only.split(",") if args.only else list(BENCHES)
@@ -209,7 +277,8 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown benchmark '{unknown[0]}'; choose from {', '.join(BENCHES)}")
     results = {"machine": machine(device), "device": str(device), "arch": args.arch, "batch": args.batch,
-               "n": args.n, "benchmarks": {}}
+               "n": args.n, "ref_models": args.ref_models, "ref_n": args.ref_n, "ref_batch": args.ref_batch,
+               "benchmarks": {}}
     print(f"machine: {results['machine']}")
     print(f"{'benchmark':24s} {'bare':>14s} {'overconf':>14s} {'ratio':>7s}")
     for name in names:

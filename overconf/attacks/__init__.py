@@ -5,6 +5,6 @@ to the target: ``fitted = attack.fit(shadow_in, shadow_out, generator=g)``, then
 ``fitted.score(signals) >= fitted.threshold`` means "member". Attacks read only tensors.
 """
 from .base import ATTACKS, Attack, Fitted, Signals
-from . import threshold, salem  # noqa: F401  (registration)
+from . import threshold, salem, shokri, lira, rmia  # noqa: F401  (registration)
 
 __all__ = ["ATTACKS", "Attack", "Fitted", "Signals"]
