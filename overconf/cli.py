@@ -21,6 +21,8 @@ EPILOG = """\
 examples:
   overconf run experiments/fashion_mnist.yaml
   overconf run experiments/fashion_mnist.yaml --set recipe.epochs=5 --set seeds=[0,1]
+  overconf run experiments/calibration_fashion_mnist.yaml
+  overconf compare runs/calibration_fashion_mnist-*/ --baseline baseline
   overconf list attacks
   overconf sample experiments/fashion_mnist.yaml --out samples/ --n 64 --conditional --classes 0,3
   tensorboard --logdir runs/
@@ -38,9 +40,7 @@ def cmd_run(args) -> int:
         cfg.progress = False
     study = Study(cfg, args.out)
     result = study.run()
-    from .report.tables import summary_markdown
-
-    print(summary_markdown(result.rows, cfg, result))
+    print((result.run_dir / "summary.md").read_text())
     print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
     print(f"figures:     {result.run_dir}/figures/")
     print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
@@ -59,6 +59,28 @@ def cmd_sample(args) -> int:
     print(f"generator {w.trained.key} ({'conditional' if args.conditional else 'unconditional'}, study seed "
           f"{w.study_seed}, trained in {w.trained.seconds:.0f} s)")
     print(f"grid:    {w.grid}\ntensors: {w.tensors} (uint8 images, labels, z)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import datetime
+
+    from .report.comparison import attack_table, load_run, model_table, write_comparison
+    from .report.tables import markdown_table
+    from .report.verdicts import verdicts_markdown
+
+    runs = [load_run(d) for d in args.run_dirs]
+    if args.out:
+        out = Path(args.out)
+    elif len(runs) == 1:
+        out = runs[0].run_dir / "comparison"
+    else:
+        out = runs[0].run_dir.parent / f"comparison-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    c, _ = write_comparison(runs, out, attack=args.attack, baseline=args.baseline, figures=not args.no_figures)
+    print(markdown_table(*model_table(c)), end="\n\n")
+    print(markdown_table(*attack_table(c)), end="\n\n")
+    print(verdicts_markdown(c))
+    print(f"\ncomparison: {out}/comparison.md (and comparison.csv, figures/)")
     return 0
 
 
@@ -124,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_sample)
+    cp = sub.add_parser("compare", help="compare the settings of one or more finished runs side by side",
+                        description="One row per (run, model, setting): test accuracy, ECE, overconfidence "
+                                    "error, mean max confidence per source, TPR, FPR on test, AUROC, TPR at 1% "
+                                    "FPR, FPR per source, mean OOD and fake FPR; the reference study's findings "
+                                    "checked with numbers; trade-off curve, FPR bars against the baseline, "
+                                    "max-score densities with Wasserstein distances and reliability diagrams. "
+                                    "Reads config.yaml, results.json and per_sample.pt; runs no model.")
+    cp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by 'overconf run'")
+    cp.add_argument("--out", help="output folder (default: RUN_DIR/comparison for one run, else "
+                                  "comparison-<timestamp> next to the first run)")
+    cp.add_argument("--baseline", help="the setting others are compared with (default: 'baseline', else the "
+                                       "first setting that changes nothing)")
+    cp.add_argument("--attack", help="attack whose rates are compared (default: max_score, else the first)")
+    cp.add_argument("--no-figures", action="store_true", help="tables only")
+    cp.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="list registered datasets, sources, architectures, attacks, ...")
     ls.add_argument("family", nargs="?", help="one family only")

@@ -115,6 +115,24 @@ class Setting:
     """post-hoc calibration of the model's outputs (temperature, llla, ...)"""
     shadow_calibration: Component | None = None
     """calibration the attacker's shadow gets; None = the same as the target's"""
+    attacker: str = "same"
+    """'same': the shadow gets this setting's recipe and calibration too; 'uncalibrated': the
+    shadow is trained with the study recipe (no overrides) and left uncalibrated, while the
+    target gets the setting (the attacker does not know the defense)"""
+    sweep: str | None = None
+    """name of the sweep this setting belongs to (links its points in comparison figures)"""
+    sweep_value: Any = None
+    """its value along the sweep (inferred from the recipe or calibration when not given)"""
+
+    def __post_init__(self):
+        _check(self.attacker in ATTACKERS, f"settings.{self.name}.attacker = '{self.attacker}' is not allowed; "
+                                           f"use one of: {', '.join(ATTACKERS)}")
+        _check(not (self.attacker == "uncalibrated" and self.shadow_calibration is not None),
+               f"settings.{self.name}: 'attacker: uncalibrated' already fixes the shadow's calibration "
+               f"(none); remove 'shadow_calibration' or use 'attacker: same'")
+
+
+ATTACKERS = ("same", "uncalibrated")
 
 
 @dataclass
@@ -179,6 +197,10 @@ class StudyConfig:
     sources: list[Component] = field(default_factory=list)
     attacks: list[Component] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")])
+    sweeps: dict[str, Any] = field(default_factory=dict)
+    """``{label_smoothing | weight_decay | dropout | <recipe key> | temperature: [values]}``;
+    expanded at load time into settings named ``<key>_<value>`` tagged with their sweep (so the
+    resolved config, and a run's config.yaml, list them as settings and ``sweeps`` is empty)"""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -202,6 +224,8 @@ class StudyConfig:
                 "recipe": s.recipe,
                 "calibration": _component_dict(s.calibration),
                 **({"shadow_calibration": _component_dict(s.shadow_calibration)} if s.shadow_calibration else {}),
+                **({"attacker": s.attacker} if s.attacker != "same" else {}),
+                **({"sweep": s.sweep, "sweep_value": s.sweep_value} if s.sweep is not None else {}),
             }
             for s in self.settings
         }
@@ -256,7 +280,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any]) -> StudyConfig:
+    from .sweeps import expand_sweeps
+
     cfg = _build(StudyConfig, raw, "")
+    expand_sweeps(cfg)
     _validate_registries(cfg)
     return cfg
 
@@ -416,7 +443,10 @@ def _validate_registries(cfg: StudyConfig) -> None:
             if c is not None:
                 factory = R.CALIBRATIONS.get(c.name, where=f"settings.{s.name}.{key}")
                 check_params(factory, c.params, f"settings.{s.name}.{key}({c.name})")
-                factory(**c.params)  # value errors surface now, before any training
+                calibration = factory(**c.params)  # value errors surface now, before any training
+                _check(not (getattr(calibration, "uses_calibration_split", False) and cfg.data.splits.calibration <= 0),
+                       f"settings.{s.name}.{key} ({c.name}) is tuned on the held-out calibration split, but "
+                       f"data.splits.calibration = 0; set data.splits.calibration > 0 (e.g. 2500)")
     ref = cfg.reference
     if ref.arch is not None:
         check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",

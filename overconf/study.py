@@ -8,9 +8,7 @@ calibration split. Attacks are fitted on the shadow model's members vs non-membe
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +170,9 @@ class Study:
     def evaluate(self, seed: int, model: ModelSpec, setting: Setting,
                  sources: dict[str, SourceData]) -> tuple[Cell, list[dict]]:
         cfg, ds = self.cfg, self.dataset
-        trained = {role: load_or_train(self.job(seed, role, model, setting), self.cache, self.device,
+        shadow_setting = self.shadow_setting(setting)
+        role_setting = {"target": setting, "shadow": shadow_setting}
+        trained = {role: load_or_train(self.job(seed, role, model, role_setting[role]), self.cache, self.device,
                                        progress=cfg.progress) for role in ("target", "shadow")}
 
         def outputs(role: str, x: torch.Tensor, y: torch.Tensor) -> Outputs:
@@ -189,8 +189,8 @@ class Study:
         src_out = {label: outputs("target", d.x, d.y) for label, d in sources.items()}
 
         cal_t = self.calibration(setting.calibration, trained["target"], out["target"], seed, "target")
-        cal_s = self.calibration(setting.shadow_calibration or setting.calibration, trained["shadow"],
-                                 out["shadow"], seed, "shadow")
+        cal_s = self.calibration(shadow_setting.shadow_calibration or shadow_setting.calibration,
+                                 trained["shadow"], out["shadow"], seed, "shadow")
 
         n_eval, n_fit = cfg.data.eval_size, cfg.data.fit_size
         parts = {  # (role, part) -> (outputs, model inputs, pool, pool indices)
@@ -234,6 +234,12 @@ class Study:
         perm = torch.randperm(n_members, generator=generator(seed, "matched_members", source))
         return perm[:n_source].sort().values
 
+    @staticmethod
+    def shadow_setting(setting: Setting) -> Setting:
+        """What the attacker's shadow gets: the setting itself, or with ``attacker: uncalibrated``
+        the study recipe without overrides and no calibration (the attacker ignores the defense)."""
+        return setting if setting.attacker == "same" else Setting(setting.name)
+
     def _part(self, outs: Outputs, split: str, n: int):
         images, _ = self.splits.images(self.dataset, split)
         idx = getattr(self.splits, split)[:n]
@@ -243,8 +249,20 @@ class Study:
                     role: str) -> Calibration:
         head = torch.nn.Linear(trained.model.head.in_features, trained.model.head.out_features).double()
         head.load_state_dict({k: v.detach().cpu().double() for k, v in trained.model.head.state_dict().items()})
-        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role))
-        return CALIBRATIONS[comp.name](**comp.params).fit(ctx)
+        cal = CALIBRATIONS[comp.name](**comp.params)
+        extra = {"noise": self.noise_outputs(trained, seed)} if "noise" in cal.requires else {}
+        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role),
+                                 extra)
+        return cal.fit(ctx)
+
+    def noise_outputs(self, trained: TrainedClassifier, seed: int) -> Outputs:
+        """Outputs on uniform-noise images (as many as the calibration split, at least 100), for a
+        calibration's noise-OOD term; drawn from their own seeded stream and cached per model."""
+        n = max(100, self.cfg.data.splits.calibration)
+        images = torch.randint(0, 256, (n, *self.dataset.shape), generator=generator(seed, "calibration", "noise"),
+                               dtype=torch.uint8)
+        return cached_outputs(self.cache, trained.key, trained.model, self.dataset.normalize(images),
+                              torch.full((n,), -1, dtype=torch.long), self.device)
 
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration) -> Signals:
         outs, x, pool, pool_index = part
