@@ -1,23 +1,63 @@
-"""Input transformations for augmented queries: flips and shifts (label-only attacks; LiRA's
-augmented queries) and seeded Gaussian noise. Everything acts on model inputs [N, C, H, W]."""
+"""Label-preserving augmentations of model inputs [N, C, H, W] (normalized images), for
+augmented queries: LiRA's named queries (Carlini et al. 2022, Sec. 5.2: mirror and small
+shifts, log-likelihood ratios averaged over queries), the label-only attacks' flip / shift views
+(Choquette-Choo et al. 2021) and seeded Gaussian noise. Shifts pad by replicating the border, so
+the background stays background.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
 
+SHIFT_PIXELS = 2
+"""shift of the ``shift`` queries (Carlini et al. used 4 px of 32 for CIFAR-10)"""
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror image: x[..., w] -> x[..., W - 1 - w]."""
+    return x.flip(-1)
+
 
 def shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """Translate images by (dx, dy) pixels (right, down), filling the border by reflection."""
-    if dx == 0 and dy == 0:
-        return x
-    d = max(abs(dx), abs(dy))
+    """Translate by (dx, dy) pixels (right, down), padding with the replicated border."""
+    p = max(abs(dx), abs(dy))
+    if p == 0:
+        return x.clone()
     h, w = x.shape[-2:]
-    padded = F.pad(x, (d, d, d, d), mode="reflect")
-    return padded[..., d - dy: d - dy + h, d - dx: d - dx + w]
+    padded = F.pad(x, (p, p, p, p), mode="replicate")
+    return padded[..., p - dy: p - dy + h, p - dx: p - dx + w].contiguous()
+
+
+QUERIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "flip": hflip,
+    "shift_right": lambda x: shift(x, SHIFT_PIXELS, 0),
+    "shift_left": lambda x: shift(x, -SHIFT_PIXELS, 0),
+    "shift_down": lambda x: shift(x, 0, SHIFT_PIXELS),
+    "shift_up": lambda x: shift(x, 0, -SHIFT_PIXELS),
+}
+"""named augmented queries (each also registered as a signal, see overconf.reference.signals)"""
+
+GROUPS = {"flip": ["flip"], "shift": ["shift_right", "shift_left", "shift_down", "shift_up"]}
+"""what an attack's ``augment: [flip, shift]`` expands to"""
+
+
+def expand_queries(names, where: str) -> list[str]:
+    """``[flip, shift]`` -> the named queries, in a fixed order; unknown names are ConfigErrors."""
+    out: list[str] = []
+    for name in names or ():
+        if name in GROUPS:
+            out += [q for q in GROUPS[name] if q not in out]
+        elif name in QUERIES:
+            out += [name] if name not in out else []
+        else:
+            raise ConfigError(f"{where}: unknown augmentation '{name}'; use any of: "
+                              f"{', '.join([*GROUPS, *QUERIES])}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -29,12 +69,12 @@ class FlipShift:
     dy: int = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return shift(x.flip(-1) if self.flip else x, self.dx, self.dy)
+        return shift(hflip(x) if self.flip else x, self.dx, self.dy)
 
 
 def flip_shift_views(flip: bool = True, max_shift: int = 1) -> list[FlipShift]:
     """The identity first, then every (flip, dx, dy) with |dx| + |dy| <= max_shift
-    (Choquette-Choo et al. 2021 use shifts on such an L1 sphere; flips double the set)."""
+    (Choquette-Choo et al. 2021 use shifts on such an L1 ball; flips double the set)."""
     if max_shift < 0:
         raise ConfigError(f"augmentation shift must be >= 0, got {max_shift}")
     offsets = [(dx, dy) for dx in range(-max_shift, max_shift + 1) for dy in range(-max_shift, max_shift + 1)

@@ -21,7 +21,10 @@ EPILOG = """\
 examples:
   overconf run experiments/fashion_mnist.yaml
   overconf run experiments/fashion_mnist.yaml --set recipe.epochs=5 --set seeds=[0,1]
+  overconf run experiments/calibration_fashion_mnist.yaml
+  overconf compare runs/calibration_fashion_mnist-*/ --baseline baseline
   overconf list attacks
+  overconf sample experiments/fashion_mnist.yaml --out samples/ --n 64 --conditional --classes 0,3
   tensorboard --logdir runs/
 """
 
@@ -37,12 +40,47 @@ def cmd_run(args) -> int:
         cfg.progress = False
     study = Study(cfg, args.out)
     result = study.run()
-    from .report.tables import summary_markdown
-
-    print(summary_markdown(result.rows, cfg, result))
+    print((result.run_dir / "summary.md").read_text())
     print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
     print(f"figures:     {result.run_dir}/figures/")
     print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .config import load_config
+    from .device import resolve_device
+    from .gan.export import write_samples
+
+    cfg = load_config(args.config, args.set or [])
+    w = write_samples(cfg, args.out, n=args.n, device=resolve_device(args.device or cfg.device), psi=args.psi,
+                      classes=args.classes, conditional=args.conditional, seed=args.seed,
+                      study_seed=args.study_seed, nrow=args.nrow, progress=not args.no_progress)
+    print(f"generator {w.trained.key} ({'conditional' if args.conditional else 'unconditional'}, study seed "
+          f"{w.study_seed}, trained in {w.trained.seconds:.0f} s)")
+    print(f"grid:    {w.grid}\ntensors: {w.tensors} (uint8 images, labels, z)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import datetime
+
+    from .report.comparison import attack_table, load_run, model_table, write_comparison
+    from .report.tables import markdown_table
+    from .report.verdicts import verdicts_markdown
+
+    runs = [load_run(d) for d in args.run_dirs]
+    if args.out:
+        out = Path(args.out)
+    elif len(runs) == 1:
+        out = runs[0].run_dir / "comparison"
+    else:
+        out = runs[0].run_dir.parent / f"comparison-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    c, _ = write_comparison(runs, out, attack=args.attack, baseline=args.baseline, figures=not args.no_figures)
+    print(markdown_table(*model_table(c)), end="\n\n")
+    print(markdown_table(*attack_table(c)), end="\n\n")
+    print(verdicts_markdown(c))
+    print(f"\ncomparison: {out}/comparison.md (and comparison.csv, figures/)")
     return 0
 
 
@@ -90,6 +128,39 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",
+                       description="Load the study's generator (the gan: section; trained on the reserve split "
+                                   "of the study seed, cached) or train it, then write a PNG grid and a .pt "
+                                   "file of uint8 images, labels and latents.")
+    s.add_argument("config", help="study YAML (see experiments/)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    s.add_argument("--out", required=True, help="folder for samples.png and samples.pt")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--psi", type=float, help="truncation: z drawn from N(0, 1) truncated to [-psi, psi]")
+    s.add_argument("--classes", help="comma-separated class indices or names (needs --conditional)")
+    s.add_argument("--conditional", action="store_true", help="the class-conditional generator")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent draw (default 0)")
+    s.add_argument("--study-seed", type=int, help="study seed whose generator to use (default: the first)")
+    s.add_argument("--nrow", type=int, help="images per grid row (default: one column per class, or square)")
+    s.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_sample)
+    cp = sub.add_parser("compare", help="compare the settings of one or more finished runs side by side",
+                        description="One row per (run, model, setting): test accuracy, ECE, overconfidence "
+                                    "error, mean max confidence per source, TPR, FPR on test, AUROC, TPR at 1% "
+                                    "FPR, FPR per source, mean OOD and fake FPR; the reference study's findings "
+                                    "checked with numbers; trade-off curve, FPR bars against the baseline, "
+                                    "max-score densities with Wasserstein distances and reliability diagrams. "
+                                    "Reads config.yaml, results.json and per_sample.pt; runs no model.")
+    cp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by 'overconf run'")
+    cp.add_argument("--out", help="output folder (default: RUN_DIR/comparison for one run, else "
+                                  "comparison-<timestamp> next to the first run)")
+    cp.add_argument("--baseline", help="the setting others are compared with (default: 'baseline', else the "
+                                       "first setting that changes nothing)")
+    cp.add_argument("--attack", help="attack whose rates are compared (default: max_score, else the first)")
+    cp.add_argument("--no-figures", action="store_true", help="tables only")
+    cp.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="list registered datasets, sources, architectures, attacks, ...")
     ls.add_argument("family", nargs="?", help="one family only")

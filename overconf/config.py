@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .gan.config import GanConfig, validate_gan
 
 
 @dataclass
@@ -114,6 +115,24 @@ class Setting:
     """post-hoc calibration of the model's outputs (temperature, llla, ...)"""
     shadow_calibration: Component | None = None
     """calibration the attacker's shadow gets; None = the same as the target's"""
+    attacker: str = "same"
+    """'same': the shadow gets this setting's recipe and calibration too; 'uncalibrated': the
+    shadow is trained with the study recipe (no overrides) and left uncalibrated, while the
+    target gets the setting (the attacker does not know the defense)"""
+    sweep: str | None = None
+    """name of the sweep this setting belongs to (links its points in comparison figures)"""
+    sweep_value: Any = None
+    """its value along the sweep (inferred from the recipe or calibration when not given)"""
+
+    def __post_init__(self):
+        _check(self.attacker in ATTACKERS, f"settings.{self.name}.attacker = '{self.attacker}' is not allowed; "
+                                           f"use one of: {', '.join(ATTACKERS)}")
+        _check(not (self.attacker == "uncalibrated" and self.shadow_calibration is not None),
+               f"settings.{self.name}: 'attacker: uncalibrated' already fixes the shadow's calibration "
+               f"(none); remove 'shadow_calibration' or use 'attacker: same'")
+
+
+ATTACKERS = ("same", "uncalibrated")
 
 
 @dataclass
@@ -138,6 +157,41 @@ class ReportConfig:
 
 
 @dataclass
+class ReferenceConfig:
+    """Reference models for LiRA, RMIA and Shokri (see overconf/reference/manager.py)."""
+
+    num_models: int = 16
+    """K, even: every reference point is IN for exactly K / 2 models (LiRA: 16-256)"""
+    arch: str | None = None
+    """architecture of the reference models; null = the target's (with its params)"""
+    params: dict[str, Any] = field(default_factory=dict)
+    """architecture keyword arguments when ``arch`` is set"""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """overrides of the setting's recipe for the reference models"""
+    mode: str = "auto"
+    """auto (batched on CUDA without BatchNorm, else sequential) | batched | sequential"""
+    group_size: int = 32
+    """models trained (batched) or evaluated at once; a finished group is stored model by model"""
+    extra_points: int = 0
+    """reserve images added to the reference data (besides the target's evaluation and the
+    shadow's fit points), even"""
+    population: int = 1000
+    """RMIA: size of the seeded population sample z, drawn from the rest of the reserve"""
+
+    def __post_init__(self):
+        allowed = ("auto", "batched", "sequential")
+        if self.mode not in allowed:
+            raise ConfigError(f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
+        _check(self.num_models >= 2 and self.num_models % 2 == 0,
+               f"reference.num_models must be even and >= 2 (each point is IN for half the models), "
+               f"got {self.num_models}")
+        _check(self.group_size >= 1, "reference.group_size must be >= 1")
+        _check(self.extra_points >= 0 and self.extra_points % 2 == 0,
+               f"reference.extra_points must be even and >= 0 (equal-size halves), got {self.extra_points}")
+        _check(self.population >= 1, "reference.population must be >= 1")
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -148,8 +202,15 @@ class StudyConfig:
     sources: list[Component] = field(default_factory=list)
     attacks: list[Component] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")])
+    sweeps: dict[str, Any] = field(default_factory=dict)
+    """``{label_smoothing | weight_decay | dropout | <recipe key> | temperature: [values]}``;
+    expanded at load time into settings named ``<key>_<value>`` tagged with their sweep (so the
+    resolved config, and a run's config.yaml, list them as settings and ``sweeps`` is empty)"""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    """generators of the fake sources, FID, streaming and latent search (overconf.gan.config)"""
     cache_dir: str = "checkpoints"
     output_dir: str = "runs"
     progress: bool = True
@@ -168,6 +229,8 @@ class StudyConfig:
                 "recipe": s.recipe,
                 "calibration": _component_dict(s.calibration),
                 **({"shadow_calibration": _component_dict(s.shadow_calibration)} if s.shadow_calibration else {}),
+                **({"attacker": s.attacker} if s.attacker != "same" else {}),
+                **({"sweep": s.sweep, "sweep_value": s.sweep_value} if s.sweep is not None else {}),
             }
             for s in self.settings
         }
@@ -222,7 +285,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any]) -> StudyConfig:
+    from .sweeps import expand_sweeps
+
     cfg = _build(StudyConfig, raw, "")
+    expand_sweeps(cfg)
     _validate_registries(cfg)
     return cfg
 
@@ -382,7 +448,18 @@ def _validate_registries(cfg: StudyConfig) -> None:
             if c is not None:
                 factory = R.CALIBRATIONS.get(c.name, where=f"settings.{s.name}.{key}")
                 check_params(factory, c.params, f"settings.{s.name}.{key}({c.name})")
-                factory(**c.params)  # value errors surface now, before any training
+                calibration = factory(**c.params)  # value errors surface now, before any training
+                _check(not (getattr(calibration, "uses_calibration_split", False) and cfg.data.splits.calibration <= 0),
+                       f"settings.{s.name}.{key} ({c.name}) is tuned on the held-out calibration split, but "
+                       f"data.splits.calibration = 0; set data.splits.calibration > 0 (e.g. 2500)")
+    ref = cfg.reference
+    if ref.arch is not None:
+        check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",
+                     skip=("in_channels", "num_classes", "image_size", "dropout"))
+    elif ref.params:
+        raise ConfigError("reference.params needs reference.arch (without it the reference models "
+                          "use each target's architecture and params)")
+    cfg.recipe.updated(ref.recipe, "reference.recipe")
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")
@@ -391,6 +468,7 @@ def _validate_registries(cfg: StudyConfig) -> None:
     for s in cfg.report.roc_sources or []:
         _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
                                    f"use some of: {', '.join(source_labels)}")
+    validate_gan(cfg)
 
 
 def source_label(c: Component) -> str:

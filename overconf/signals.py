@@ -8,6 +8,13 @@ key and the content of the queried inputs. The attack itself stays a pure functi
 A requirement is a producer name, or a :class:`SignalRequest` carrying the producer's keyword
 parameters (``SignalRequest.of("noisy_predictions", sigma=0.5, queries=16)``); the signal is
 stored in ``Signals.extra[request.key]`` and cached per parameters.
+
+A producer returns a tensor whose first dimension is the queried points, or (names starting
+with ``population_``) a tensor about a fixed population sample that ``Signals.subset`` leaves
+whole, or an :class:`~overconf.outputs.Outputs` of the queried model on other inputs (e.g.
+augmented queries), which the study turns into predictive log-probabilities with the setting's
+calibration, exactly like the model's own outputs. A producer may carry ``key_extra(ctx)``
+(more content for its cache key) and ``check(study)`` (validation before any training).
 """
 from __future__ import annotations
 
@@ -41,6 +48,8 @@ class SignalContext:
     """indices of the queried points in the dataset's pool, where they come from it"""
     pool: str | None = None
     """'train' or 'test': the pool ``pool_index`` refers to"""
+    job: Any = None
+    """the queried model's :class:`~overconf.trained.ClassifierJob` (architecture, recipe, seed)"""
 
 
 @dataclass(frozen=True)
@@ -79,3 +88,6 @@ def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor:
         what["params"] = dict(req.params)
     key = content_key(what)
     return ctx.cache.get_or_create("signals", key, lambda: producer(ctx, **dict(req.params)))
+
+
+from .reference import signals as _reference_signals  # noqa: E402,F401  (registration)

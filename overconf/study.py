@@ -8,9 +8,7 @@ calibration split. Attacks are fitted on the shadow model's members vs non-membe
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,7 @@ from .metrics import (accuracy, expected_calibration_error, membership_metrics, 
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
 from .seeding import derive_seed, generator
-from .signals import SignalContext, as_request, cached_signal
+from .signals import SIGNALS, SignalContext, as_request, cached_signal
 from .trained import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
@@ -52,10 +50,15 @@ class Cell:
     thresholds: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     """fitted calibration parameters per role"""
+    member_index: dict[str, torch.Tensor] = field(default_factory=dict)
+    """source -> the members it is evaluated against (all members, or a seeded subset of the
+    source's size when the source has fewer samples: member and non-member sets are equal-size)"""
     fitted: dict[str, Fitted] = field(default_factory=dict, repr=False)
     """attack label -> the attack fitted on the shadow (for streaming / search extensions)"""
     target: TrainedClassifier | None = field(default=None, repr=False)
     target_calibration: Calibration | None = field(default=None, repr=False)
+    extensions: dict[str, Any] = field(default_factory=dict, repr=False)
+    """results of post-evaluation hooks for the report (GAN 'stream' curve, latent 'search')"""
 
 
 @dataclass
@@ -101,6 +104,7 @@ class Study:
             self.seed = seed
             self.splits = make_splits(self.dataset, cfg.data.splits, seed)
             self._check_sizes()
+            self._check_signals()
             sources = self.build_sources(seed)  # before any training: bad sources fail early
             for label, data in sources.items():
                 images[(seed, label)] = data.images
@@ -125,6 +129,15 @@ class Study:
                 raise ConfigError(f"{what} = {size} exceeds {limit[0]} = {limit[1]}; lower {what} "
                                   f"or raise {limit[0]}")
 
+    def _check_signals(self) -> None:
+        """Attacks and signal producers validate the study (sizes, architectures) before any training."""
+        for attack in self.attacks:
+            attack.check(self)
+        for name in sorted({as_request(r).name for a in self.attacks for r in a.requires}):
+            check = getattr(SIGNALS[name], "check", None)
+            if check is not None:
+                check(self)
+
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
         out = {}
@@ -133,13 +146,19 @@ class Study:
             params = {k: v for k, v in comp.params.items() if k != "label"}
             ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
                                 generator(seed, "source", label), seed, self.cfg.data.root,
-                                self.cfg.data.download, self.device, self.cache, self.cfg.progress)
+                                self.cfg.data.download, self.device, self.cache, self.cfg.progress,
+                                config=self.cfg, log_dir=self.gan_log_dir)
             data = SOURCES[comp.name](ctx, **params)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
             out[label] = data
             log.info("source %-14s %5d samples", label, len(data))
         return out
+
+    @property
+    def gan_log_dir(self) -> Path | None:
+        """Where generators log their training (TensorBoard), if the report has TensorBoard logs."""
+        return self.run_dir / "tensorboard" if self.cfg.report.tensorboard else None
 
     def job(self, seed: int, role: str, model: ModelSpec, setting: Setting) -> ClassifierJob:
         images, labels = self.splits.images(self.dataset, f"{role}_train")
@@ -151,7 +170,9 @@ class Study:
     def evaluate(self, seed: int, model: ModelSpec, setting: Setting,
                  sources: dict[str, SourceData]) -> tuple[Cell, list[dict]]:
         cfg, ds = self.cfg, self.dataset
-        trained = {role: load_or_train(self.job(seed, role, model, setting), self.cache, self.device,
+        shadow_setting = self.shadow_setting(setting)
+        role_setting = {"target": setting, "shadow": shadow_setting}
+        trained = {role: load_or_train(self.job(seed, role, model, role_setting[role]), self.cache, self.device,
                                        progress=cfg.progress) for role in ("target", "shadow")}
 
         def outputs(role: str, x: torch.Tensor, y: torch.Tensor) -> Outputs:
@@ -168,8 +189,8 @@ class Study:
         src_out = {label: outputs("target", d.x, d.y) for label, d in sources.items()}
 
         cal_t = self.calibration(setting.calibration, trained["target"], out["target"], seed, "target")
-        cal_s = self.calibration(setting.shadow_calibration or setting.calibration, trained["shadow"],
-                                 out["shadow"], seed, "shadow")
+        cal_s = self.calibration(shadow_setting.shadow_calibration or shadow_setting.calibration,
+                                 trained["shadow"], out["shadow"], seed, "shadow")
 
         n_eval, n_fit = cfg.data.eval_size, cfg.data.fit_size
         parts = {  # (role, part) -> (outputs, model inputs, pool, pool indices)
@@ -184,14 +205,40 @@ class Study:
         members = signals[("target", "members")]
         src_signals = {label: signals[("target", f"source:{label}")] for label in sources}
         cell = Cell(seed, model.label, setting.name, members, src_signals,
+                    member_index={label: self.matched_members(seed, label, len(members), len(s))
+                                  for label, s in src_signals.items()},
                     calibration={"target": cal_t.describe(), "shadow": cal_s.describe()},
                     target=trained["target"], target_calibration=cal_t)
 
         rows = self.model_rows(cell, trained, out, cal_t, cal_s)
+        rows += [self._row(cell, NO_ATTACK, label, k, v) for label, d in sources.items() for k, v in d.info.items()]
         for attack in self.attacks:
             rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
                                      signals[("shadow", "nonmembers")])
+        rows += self.gan_hook_rows(cell)
         return cell, rows
+
+    def gan_hook_rows(self, cell: Cell) -> list[dict]:
+        """After a cell is evaluated: streaming FPR over fresh GAN fakes and the latent search
+        against its target and fitted attacks (``gan.stream``, ``gan.search``; off by default)."""
+        from .gan.hooks import gan_hook_rows
+
+        return [self._row(cell, *r) for r in gan_hook_rows(self, cell)]
+
+    @staticmethod
+    def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:
+        """Indices of the members a source is compared with: all of them, or a seeded subset of the
+        source's size, so that every evaluation has equal-size member and non-member sets."""
+        if n_source >= n_members:
+            return torch.arange(n_members)
+        perm = torch.randperm(n_members, generator=generator(seed, "matched_members", source))
+        return perm[:n_source].sort().values
+
+    @staticmethod
+    def shadow_setting(setting: Setting) -> Setting:
+        """What the attacker's shadow gets: the setting itself, or with ``attacker: uncalibrated``
+        the study recipe without overrides and no calibration (the attacker ignores the defense)."""
+        return setting if setting.attacker == "same" else Setting(setting.name)
 
     def _part(self, outs: Outputs, split: str, n: int):
         images, _ = self.splits.images(self.dataset, split)
@@ -202,16 +249,31 @@ class Study:
                     role: str) -> Calibration:
         head = torch.nn.Linear(trained.model.head.in_features, trained.model.head.out_features).double()
         head.load_state_dict({k: v.detach().cpu().double() for k, v in trained.model.head.state_dict().items()})
-        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role))
-        return CALIBRATIONS[comp.name](**comp.params).fit(ctx)
+        cal = CALIBRATIONS[comp.name](**comp.params)
+        extra = {"noise": self.noise_outputs(trained, seed)} if "noise" in cal.requires else {}
+        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role),
+                                 extra)
+        return cal.fit(ctx)
+
+    def noise_outputs(self, trained: TrainedClassifier, seed: int) -> Outputs:
+        """Outputs on uniform-noise images (as many as the calibration split, at least 100), for a
+        calibration's noise-OOD term; drawn from their own seeded stream and cached per model."""
+        n = max(100, self.cfg.data.splits.calibration)
+        images = torch.randint(0, 256, (n, *self.dataset.shape), generator=generator(seed, "calibration", "noise"),
+                               dtype=torch.uint8)
+        return cached_outputs(self.cache, trained.key, trained.model, self.dataset.normalize(images),
+                              torch.full((n,), -1, dtype=torch.long), self.device)
 
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration) -> Signals:
         outs, x, pool, pool_index = part
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self, pool_index, pool)
-            extra[req.key] = cached_signal(req, ctx)
+                                self.cache, self, pool_index, pool, trained.job)
+            value = cached_signal(req, ctx)
+            # the model's outputs on other inputs (augmented queries, a population sample) are
+            # released like its own: through the setting's calibration
+            extra[req.key] = cal.log_probs(value) if isinstance(value, Outputs) else value
         return Signals(cal.log_probs(outs), outs.labels, extra)
 
     # ------------------------------------------------------------------ rows
@@ -251,14 +313,15 @@ class Study:
         cell.scores[attack.label] = {"members": s_in}
         rows = [self._row(cell, attack.label, "shadow", k, v) for k, v in fitted.info.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        flagged_in = s_in >= fitted.threshold
         for label, sig in cell.sources.items():
             s_out = fitted.score(sig)
             cell.scores[attack.label][label] = s_out
-            metrics = membership_metrics(s_in, s_out, fitted.threshold, fpr_targets=m.fpr_targets,
+            idx = cell.member_index[label]
+            metrics = membership_metrics(s_in[idx], s_out, fitted.threshold, fpr_targets=m.fpr_targets,
                                          priors=m.priors, n_boot=m.bootstrap, confidence=m.confidence,
                                          generator=generator(cell.seed, "bootstrap", attack.label, label))
-            metrics |= mmps(cell.members.max_score, sig.max_score, flagged_in, s_out >= fitted.threshold)
+            metrics |= mmps(cell.members.max_score[idx], sig.max_score, s_in[idx] >= fitted.threshold,
+                            s_out >= fitted.threshold)
             rows += [self._row(cell, attack.label, label, k, v) for k, v in metrics.items()]
         return rows
 

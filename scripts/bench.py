@@ -7,7 +7,10 @@ Each benchmark measures both sides in one run and prints their ratio, with the m
   python scripts/bench.py --only train,score --arch resnet18 --batch 512
   python scripts/bench.py --json bench.json      # also write the figures as JSON
 
-Goals (on a GPU): training and scoring >= 0.9 of the bare loop for ResNet-18 at batch 512, bf16.
+Goals (on a GPU): training and scoring >= 0.9 of the bare loop for ResNet-18 at batch 512, bf16;
+streaming GAN fakes (gan_stream): 1e6 fakes generated and scored by a ResNet-18 in under 30 s;
+reference models (K = 32 SalemCNNs) trained batched >= 4x the models x images / s of training them
+one after another (``reference_batched``; there "bare" is the sequential loop).
 """
 from __future__ import annotations
 
@@ -127,6 +130,108 @@ def bench_score(args, device) -> dict:
     return compare(bare, ours, args.n, device, args.repeats, "images/s")
 
 
+@bench("gan_stream")
+def bench_gan_stream(args, device) -> dict:
+    """Fakes generated and scored per second on the streaming path: overconf.gan.streaming.stream
+    (DCGAN -> uint8 pixels -> normalization -> target -> calibrated log-probabilities -> max-score
+    and entropy decisions, counted on the device) vs a bare loop doing the same with one decision."""
+    from overconf.attacks.threshold import Entropy, MaxScore
+    from overconf.attacks import Fitted
+    from overconf.calibrations import CALIBRATIONS
+    from overconf.gan.models import dcgan
+    from overconf.gan.streaming import FakePipeline, stream
+
+    cuda = device.type == "cuda"
+    gen, _ = dcgan(channels=3, image_size=32, width=64 if cuda else 16, latent_dim=128 if cuda else 64)
+    gen = gen.to(device, memory_format=memory_format(device)).eval()
+    target = model_for(args, device).eval()
+    mean, std = torch.full((3, 1, 1), 0.5), torch.full((3, 1, 1), 0.25)
+    pipe = FakePipeline(gen, target, CALIBRATIONS["none"](), mean, std, device)
+    fitted = {"max_score": Fitted(MaxScore.score, -0.1), "entropy": Fitted(Entropy.score, -0.3)}
+    m, b = args.stream_samples, args.stream_batch
+    mu, sd = mean.to(device).view(1, 3, 1, 1), std.to(device).view(1, 3, 1, 1)
+
+    def bare():
+        g = torch.Generator(device=device).manual_seed(0)
+        flagged = torch.zeros((), dtype=torch.long, device=device)
+        with torch.inference_mode():
+            for i in range(0, m, b):
+                z = torch.randn(min(b, m - i), gen.latent_dim, generator=g, device=device)
+                with autocast(device):
+                    pixels = ((gen(z).float() + 1) * 127.5).round().clamp(0, 255)
+                    logits = target(((pixels / 255 - mu) / sd).contiguous(memory_format=memory_format(device)))
+                flagged += (torch.log_softmax(logits.double(), 1).max(1).values >= -0.1).sum()
+        flagged.item()
+
+    def ours():
+        stream(pipe, fitted, samples=m, batch_size=b, generator=torch.Generator(device=device).manual_seed(0))
+
+    r = compare(bare, ours, m, device, args.repeats, "fakes/s")
+    r["seconds_per_1e6"] = 1e6 / r["overconf"]
+    return r
+def reference_models(args, device):
+    """K SalemCNNs (3x32x32 inputs, 10 classes) on a balanced keep matrix over ``ref_n`` images."""
+    from overconf.reference import balanced_keep
+    from overconf.seeding import isolated_rng
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.ref_n, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (args.ref_n,), generator=g)
+    keep = balanced_keep(args.ref_n, args.ref_models, g)
+
+    def build():
+        models = []
+        for j in range(args.ref_models):
+            with isolated_rng(j):
+                models.append(build_model("salem_cnn", in_channels=3, num_classes=10, image_size=32))
+        return models
+
+    return x, y, keep, build
+
+
+@bench("reference_batched")
+def bench_reference_batched(args, device) -> dict:
+    """Reference-model training, models x images / s: K SalemCNNs trained at once
+    (overconf.reference.batched: torch.func stacked parameters under vmap, one Adam) vs the same
+    K trained one after another with train_classifier ("bare"); same device, data, recipe
+    (batch 64, Adam), seeds and keep matrix."""
+    from overconf.reference.batched import train_batched
+
+    x, y, keep, build = reference_models(args, device)
+    recipe = Recipe(epochs=1, batch_size=args.ref_batch, lr=1e-3)
+    seeds = list(range(args.ref_models))
+
+    def sequential():
+        for j, model in enumerate(build()):
+            train_classifier(model, x[keep[:, j]], y[keep[:, j]], recipe, seed=j, device=device, progress=False)
+
+    def batched():
+        train_batched(build(), x, y, keep, recipe, seeds=seeds, dropout_seed=0, device=device, progress=False)
+
+    return compare(sequential, batched, args.ref_models * (args.ref_n // 2), device, args.repeats,
+                   "models x images/s")
+
+
+@bench("reference_outputs")
+def bench_reference_outputs(args, device) -> dict:
+    """Reference-model scoring, models x images / s: stacked_logits (vmap over K models, eval
+    mode) vs compute_outputs model by model ("bare")."""
+    from overconf.reference.batched import stacked_logits
+
+    x, _, _, build = reference_models(args, device)
+    models = [m.to(device) for m in build()]
+    sds = [m.state_dict() for m in models]
+
+    def sequential():
+        for m in models:
+            compute_outputs(m, x, device, batch_size=args.batch)
+
+    def batched():
+        stacked_logits(models[0], sds, x, device, batch_size=args.batch * 8, vectorize=True)
+
+    return compare(sequential, batched, args.ref_models * args.ref_n, device, args.repeats, "models x images/s")
+
+
 def compare(bare: Callable, ours: Callable, work: int, device, repeats: int, unit: str) -> dict:
     """Warm both up once, then time them alternately; report the best of ``repeats`` each."""
     bare()
@@ -147,7 +252,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, help="batch size (default: 512 on CUDA, 128 on CPU)")
     p.add_argument("--n", type=int, help="images per epoch (default: 25600 on CUDA, 2048 on CPU)")
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--ref-models", type=int, default=32, help="reference benchmarks: models K (default 32)")
+    p.add_argument("--ref-n", type=int, help="reference benchmarks: images in the keep matrix, each model "
+                                             "trains on half (default: 25600 on CUDA, 256 on CPU)")
+    p.add_argument("--ref-batch", type=int, default=64, help="reference benchmarks: batch per model (64)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--stream-samples", type=int,
+                   help="fakes per gan_stream run (default: 1000000 on CUDA, 4096 on CPU)")
+    p.add_argument("--stream-batch", type=int, help="gan_stream batch (default: 8192 on CUDA, 512 on CPU)")
     p.add_argument("--json", help="also write the results to this file")
     args, _ = p.parse_known_args(argv)
     device = resolve_device(args.device)
@@ -155,6 +267,9 @@ def main(argv=None) -> int:
     args.arch = args.arch or ("resnet18" if cuda else "small_resnet")
     args.batch = args.batch or (512 if cuda else 128)
     args.n = args.n or (25600 if cuda else 2048)
+    args.stream_samples = args.stream_samples or (1_000_000 if cuda else 4096)
+    args.stream_batch = args.stream_batch or (8192 if cuda else 512)
+    args.ref_n = args.ref_n or (25600 if cuda else 256)
     if cuda:
         torch.backends.cudnn.benchmark = True
     names = args.only.split(",") if args.only else list(BENCHES)
@@ -162,13 +277,15 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown benchmark '{unknown[0]}'; choose from {', '.join(BENCHES)}")
     results = {"machine": machine(device), "device": str(device), "arch": args.arch, "batch": args.batch,
-               "n": args.n, "benchmarks": {}}
+               "n": args.n, "ref_models": args.ref_models, "ref_n": args.ref_n, "ref_batch": args.ref_batch,
+               "benchmarks": {}}
     print(f"machine: {results['machine']}")
     print(f"{'benchmark':24s} {'bare':>14s} {'overconf':>14s} {'ratio':>7s}")
     for name in names:
         r = BENCHES[name](args, device)
         results["benchmarks"][name] = r
-        print(f"{name:24s} {r['bare']:14.1f} {r['overconf']:14.1f} {r['ratio']:7.3f}  {r['unit']}")
+        print(f"{name:24s} {r['bare']:14.1f} {r['overconf']:14.1f} {r['ratio']:7.3f}  {r['unit']}"
+              + (f"  ({r['seconds_per_1e6']:.1f} s per 1e6 fakes)" if "seconds_per_1e6" in r else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

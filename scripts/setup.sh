@@ -31,5 +31,7 @@ if [ ! -f "$FMNIST" ] && [ -z "${OVERCONF_NO_APT:-}" ]; then
       || echo "   apt-get failed: run 'sudo apt-get install dataset-fashion-mnist'" >&2
   fi
 fi
-export PATH="$PWD/$VENV/bin:$PATH"
-[ "${VENV#/}" != "$VENV" ] && export PATH="$VENV/bin:$PATH"
+case "$VENV" in
+  /*) export PATH="$VENV/bin:$PATH" ;;
+  *) export PATH="$PWD/$VENV/bin:$PATH" ;;
+esac

@@ -239,12 +239,12 @@ def test_local_variation_tends_to_the_input_gradient_norm():
 
 
 # ------------------------------------------------------------------------------ queries
-def test_flip_shift_views_and_reflecting_shift():
+def test_flip_shift_views_and_replicating_shift():
     views = flip_shift_views(flip=True, max_shift=1)
     assert len(views) == 10 and views[0].flip is False and (views[0].dx, views[0].dy) == (0, 0)
     x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).view(2, 1, 5, 5)
     right = shift(x, 1, 0)
-    assert torch.equal(right[..., 1:], x[..., :-1]) and torch.equal(right[..., 0], x[..., 1])  # reflected
+    assert torch.equal(right[..., 1:], x[..., :-1]) and torch.equal(right[..., 0], x[..., 0])  # replicated
     down = shift(x, 0, -2)
     assert torch.equal(down[..., :-2, :], x[..., 2:, :])
     assert len(flip_shift_views(False, 2)) == 13

@@ -41,6 +41,25 @@ def test_results_table_is_complete(tiny_run):
     assert all(set(r) == {"model", "seed", "setting", "attack", "source", "metric", "value"} for r in rows)
 
 
+def test_member_and_nonmember_sets_are_equal_size_per_source(tiny_run):
+    result, _ = tiny_run
+    t = Table(result.rows)
+    for source in ("test", "digits", "scaled", "gaussian"):
+        n_in = t.get("small_resnet", "baseline", "max_score", source, "n_members")[0]
+        n_out = t.get("small_resnet", "baseline", "max_score", source, "n_nonmembers")[0]
+        assert n_in == n_out == 200, source
+
+
+def test_a_smaller_source_is_compared_with_a_seeded_subset_of_members():
+    from overconf.study import Study
+
+    a = Study.matched_members(0, "digits", 2500, 1797)
+    assert len(a) == 1797 and len(torch.unique(a)) == 1797 and int(a.max()) < 2500
+    assert torch.equal(a, Study.matched_members(0, "digits", 2500, 1797))
+    assert not torch.equal(a, Study.matched_members(1, "digits", 2500, 1797))
+    assert torch.equal(Study.matched_members(0, "test", 2500, 2500), torch.arange(2500))
+
+
 def test_members_score_higher_than_unseen_test_images(tiny_run):
     result, _ = tiny_run
     t = Table(result.rows)

@@ -6,6 +6,6 @@ to the target: ``fitted = attack.fit(shadow_in, shadow_out, generator=g)``, then
 """
 from .base import ATTACKS, Attack, Fitted, Signals
 from . import (threshold, salem, loss, true_class, modified_entropy, scaled_logit,  # noqa: F401
-               label_only, adversarial)  # (registration)
+               label_only, adversarial, shokri, lira, rmia)  # (registration)
 
 __all__ = ["ATTACKS", "Attack", "Fitted", "Signals"]

@@ -9,6 +9,8 @@ import torch
 from ..registry import Registry
 
 ATTACKS: Registry = Registry("attack")
+SHARED_PREFIX = "population_"
+"""``Signals.extra`` names with this prefix hold a fixed population sample, not per-point rows"""
 
 
 @dataclass
@@ -17,7 +19,9 @@ class Signals:
 
     ``log_probs`` are the (calibrated) predictive log-probabilities in float64; ``labels`` are
     the true labels, -1 where the input has no label of the target's task; ``extra`` holds the
-    further signals attacks declare in ``Attack.requires`` (reference-model outputs, ...).
+    further signals attacks declare in ``Attack.requires`` (reference-model outputs, ...): one
+    row per queried point, except names starting with ``population_`` (RMIA's population sample),
+    which describe a fixed sample and are not indexed by ``subset``.
     """
 
     log_probs: torch.Tensor
@@ -51,7 +55,8 @@ class Signals:
         return torch.where(self.labels >= 0, self.labels, self.predicted)
 
     def subset(self, idx) -> "Signals":
-        return Signals(self.log_probs[idx], self.labels[idx], {k: v[idx] for k, v in self.extra.items()})
+        return Signals(self.log_probs[idx], self.labels[idx],
+                       {k: v if k.startswith(SHARED_PREFIX) else v[idx] for k, v in self.extra.items()})
 
 
 @dataclass
@@ -77,6 +82,9 @@ class Attack:
     def label(self) -> str:
         """The attack's name in results tables (distinct per configured instance)."""
         return self.name
+
+    def check(self, study) -> None:
+        """Validate the study (e.g. the number of reference models) before any training."""
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         raise NotImplementedError

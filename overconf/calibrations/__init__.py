@@ -5,6 +5,6 @@ training-set outputs and its held-out calibration-split outputs; never evaluatio
 non-members) and then maps any :class:`~overconf.outputs.Outputs` to log-probabilities.
 """
 from .base import CALIBRATIONS, Calibration, CalibrationContext
-from . import none, temperature  # noqa: F401  (registration)
+from . import llla, none, temperature  # noqa: F401  (registration)
 
 __all__ = ["CALIBRATIONS", "Calibration", "CalibrationContext"]

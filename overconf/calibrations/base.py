@@ -22,11 +22,17 @@ class CalibrationContext:
     """outputs on the held-out calibration split (never evaluation non-members)"""
     seed: int
     extra: dict[str, Any] = field(default_factory=dict)
-    """further inputs a calibration may use (e.g. noise outputs for an OOD term)"""
+    """further inputs a calibration declared in ``requires`` ('noise': :class:`Outputs` of the
+    model on uniform-noise images, for an OOD term)"""
 
 
 class Calibration:
     name = "calibration"
+    requires: tuple[str, ...] = ()
+    """inputs the study must put in ``CalibrationContext.extra`` (e.g. 'noise': outputs on
+    uniform-noise images, computed once per model)"""
+    uses_calibration_split: bool = False
+    """True when ``fit`` tunes on the held-out calibration split (it must then be non-empty)"""
 
     def fit(self, ctx: CalibrationContext) -> "Calibration":
         return self

@@ -46,6 +46,10 @@ class Temperature(Calibration):
         self.spec = T
         self.T = float(T) if T != "fit" else float("nan")
 
+    @property
+    def uses_calibration_split(self) -> bool:
+        return self.spec == "fit"
+
     def fit(self, ctx: CalibrationContext) -> "Temperature":
         if self.spec == "fit":
             known = ctx.calibration.labels >= 0

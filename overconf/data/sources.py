@@ -8,7 +8,7 @@ inputs (raw [0, 1] pixels fed to a model trained on normalized inputs); plus noi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,6 +34,11 @@ class SourceContext:
     cache: Any = None
     """the study's :class:`overconf.cache.Cache` (sources that train something cache it there)"""
     progress: bool = False
+    config: Any = None
+    """the study's :class:`overconf.config.StudyConfig` (for sources configured by a study-level
+    section, e.g. ``gan:``); None outside a study (defaults apply)"""
+    log_dir: Any = None
+    """folder for TensorBoard logs of what a source trains (the run's tensorboard/), or None"""
 
     def test_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``size`` target-test images: the in-distribution non-members."""
@@ -56,6 +61,8 @@ class SourceData:
     """'train' or 'test' when the inputs are unchanged images of the study dataset's pool"""
     pool_index: torch.Tensor | None = None
     """their indices in that pool (lets reference-model attacks know who trained on them)"""
+    info: dict[str, float] = field(default_factory=dict)
+    """numbers describing the source itself (e.g. a generator's FID), reported as rows with attack '-'"""
 
     def __len__(self) -> int:
         return len(self.x)

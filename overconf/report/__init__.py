@@ -24,7 +24,16 @@ def write_report(result) -> None:
         from .tensorboard import write_tensorboard
 
         write_tensorboard(result, run_dir / "tensorboard")
+    from .gan import write_gan_report
+
+    write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)
+    if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
+        from .comparison import load_run, write_comparison
+
+        _, section = write_comparison([load_run(run_dir)], run_dir, figures=result.config.report.figures,
+                                      figures_dir=run_dir / "figures", level=2)
+        text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)
 
 

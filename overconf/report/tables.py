@@ -7,7 +7,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..cache import atomic_write_text
 
@@ -104,8 +104,9 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                 f"- cache: {result.cache_hits} entries reused, {result.cache_misses} computed"]
     out += [f"- dataset: {cfg.data.dataset}; seeds: {', '.join(map(str, seeds))} "
             f"(values are mean±sd over seeds where there are several)",
-            f"- evaluation: {cfg.data.eval_size} target members vs up to {cfg.data.eval_size} non-members "
-            f"per source; attacks fitted on {cfg.data.fit_size} + {cfg.data.fit_size} shadow samples", ""]
+            f"- evaluation: {cfg.data.eval_size} target members vs {cfg.data.eval_size} non-members per source "
+            f"(a source with fewer samples is compared with a seeded equal-size subset of the members); "
+            f"attacks fitted on {cfg.data.fit_size} + {cfg.data.fit_size} shadow samples", ""]
     for model in models:
         for setting in settings:
             out += [f"## {model} / {setting}", ""]
@@ -133,4 +134,7 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
             srcs = ["members"] + sources
             out += [markdown_table(srcs, [[t.fmt(model, setting, "-", s, "mean_max_score", digits=4)
                                            for s in srcs]]), ""]
+    from .gan import gan_summary
+
+    out += gan_summary(rows, cfg)
     return "\n".join(out)

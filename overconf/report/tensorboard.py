@@ -1,6 +1,10 @@
 """TensorBoard logs: one run per (model, setting, seed) with every metric as a scalar, hparams,
 max-score histograms per source, grids of the most confident false positives per source and
-log-log ROC figures (every attack, members vs each ``report.roc_sources`` source)."""
+log-log ROC figures (every attack, members vs each ``report.roc_sources`` source).
+
+The hparams of a run hold the setting (recipe, calibration and its parameters, attacker, sweep
+and sweep value) and its headline metrics (TPR, FPR, AUROC, TPR at 1% FPR on test, mean FPR over
+OOD and fake sources per attack, accuracy, ECE, OE), so the HPARAMS view compares settings."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,9 +14,19 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
+from .comparison import source_group
 from .figures import roc_figure, roc_sources, slug
 
 HPARAM_METRICS = ("tpr", "fpr", "auroc", "tpr_at_fpr_0.01")
+HPARAM_MODEL_METRICS = ("accuracy", "ece", "overconfidence_error", "mean_max_score")
+
+
+def _hparam(value) -> str:
+    """As a string: values that may be numbers in one run and strings in another (T: 10 / fit)
+    must keep one type for the HPARAMS view."""
+    from ..sweeps import value_label
+
+    return "none" if value is None else value_label(value)
 
 
 def run_name(cell) -> str:
@@ -55,12 +69,21 @@ def write_tensorboard(result, folder: Path) -> None:
                    "calibration": setting.calibration.name if setting else "none"}
         if model_spec is not None and setting is not None:
             hparams |= {f"recipe.{k}": v for k, v in dataclasses.asdict(cfg.recipe_for(model_spec, setting)).items()}
+            hparams |= {f"calibration.{k}": _hparam(v) for k, v in setting.calibration.params.items()}
+            hparams |= {"attacker": setting.attacker, "sweep": setting.sweep or "none",
+                        "sweep_value": _hparam(setting.sweep_value)}
         metrics = {}
         ref = "test" if any(r["source"] == "test" for r in rows) else None
+        fprs: dict[str, dict[str, list[float]]] = {}
         for r in rows:
             if r["attack"] != "-" and r["source"] == ref and r["metric"] in HPARAM_METRICS:
                 metrics[f"hparam/{r['attack']}/{r['metric']}"] = r["value"]
-            if r["attack"] == "-" and r["metric"] in ("accuracy", "ece") and r["source"] == "test":
+            if r["attack"] == "-" and r["metric"] in HPARAM_MODEL_METRICS and r["source"] == "test":
                 metrics[f"hparam/model/{r['metric']}"] = r["value"]
+            if r["attack"] != "-" and r["metric"] == "fpr" and source_group(r["source"]) != "test":
+                fprs.setdefault(r["attack"], {}).setdefault(source_group(r["source"]), []).append(r["value"])
+        for attack, groups in fprs.items():
+            for group, values in groups.items():
+                metrics[f"hparam/{attack}/mean_{group}_fpr"] = sum(values) / len(values)
         writer.add_hparams(hparams, metrics, run_name=".")
         writer.close()

@@ -1,0 +1,147 @@
+"""LiRA, the likelihood-ratio attack (Carlini et al., "Membership Inference Attacks From First
+Principles", IEEE S&P 2022).
+
+phi(x) = log p_y(x) - log sum_{k != y} p_k(x), the scaled logit, is close to Gaussian over the
+randomness of training. For each queried point the K reference models split into IN (trained on
+it) and OUT models (balanced keep matrix: K / 2 each for the reference data, none IN for any other
+input), and with phi_t the target's (released, calibrated) scaled logit:
+
+- online:  score = log N(phi_t; mu_in, s_in^2) - log N(phi_t; mu_out, s_out^2)  (log LR)
+- offline: score = log Phi((phi_t - mu_out) / s_out)   (one-sided test under OUT only; the IN
+  models are ignored)
+
+mu and s are per point (``variance: per_example``) or s is one pooled within-point deviation
+(``variance: global``), fitted on the shadow's fit points. With augmented queries (``augment:
+[flip, shift]``) the statistics are per query and the scores are averaged over the queries, as
+in the paper. Fallback for a point with fewer than ``min_models`` IN (or OUT) models: the global
+deviation; for a point no reference model trained on (OOD, noise and transformed inputs):
+mu_in = mu_out + the mean IN - OUT shift of the shadow's fit points and s_in = s_out, so the
+score is an equal-variance likelihood ratio, monotone in (phi_t - mu_out) / s_out^2, with no
+log-determinant term rewarding a point merely for a wide OUT distribution. Scores are thresholded at the shadow's Youden point (or at a shadow FPR).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..augment import expand_queries
+from ..errors import ConfigError
+from .base import ATTACKS, Attack, Fitted, Signals
+from .operating_point import check_rule, operating_point
+
+
+def scaled_logit(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """phi = log p_y - log sum_{k != y} p_k in float64, via logsumexp (no 1 - p_y cancellation).
+
+    ``log_probs`` [..., C] (any normalisation: the normaliser cancels, so logits work too),
+    ``labels`` [...]."""
+    lp = log_probs.double()
+    y = labels.long().unsqueeze(-1)
+    others = lp.scatter(-1, y, float("-inf"))
+    return lp.gather(-1, y).squeeze(-1) - torch.logsumexp(others, -1)
+
+
+def masked_stats(v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, unbiased variance and count of ``v`` [N, A, K] over the models where ``mask`` [N, K]."""
+    m = mask[:, None, :].double()
+    n = m.sum(-1)
+    mean = (v * m).sum(-1) / n.clamp(min=1)
+    var = ((v - mean[..., None]) ** 2 * m).sum(-1) / (n - 1).clamp(min=1)
+    return mean, var, n
+
+
+def gaussian_logpdf(x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    return -0.5 * ((x - mu) ** 2 / var + torch.log(2 * math.pi * var))
+
+
+@ATTACKS.register("lira")
+class LiRA(Attack):
+    """LiRA (Carlini et al. 2022): Gaussian likelihood ratio of the target's scaled logit under the
+    IN vs OUT reference models (online) or a one-sided test under OUT (offline)."""
+
+    name = "lira"
+
+    def __init__(self, online: bool = True, variance: str = "per_example", augment: list[str] = (),
+                 min_models: int = 2, rule: str = "youden", fpr: float | None = None, label: str | None = None):
+        if variance not in ("per_example", "global"):
+            raise ConfigError(f"attack lira: variance '{variance}' is not allowed; use per_example or global")
+        if min_models < 2:
+            raise ConfigError(f"attack lira: min_models must be >= 2 (a variance needs two models), got {min_models}")
+        check_rule("lira", rule, fpr)
+        self.online, self.variance, self.min_models, self.rule, self.fpr = online, variance, min_models, rule, fpr
+        self.queries = expand_queries(augment, "attack lira: augment")
+        self.requires = ("reference_keep", "reference_logits", *(f"reference_logits:{q}" for q in self.queries),
+                         *(f"logits:{q}" for q in self.queries))
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        if self._label:
+            return self._label
+        return ("lira_online" if self.online else "lira_offline") + ("_global" if self.variance == "global" else "") \
+            + (f"_aug{len(self.queries) + 1}" if self.queries else "")
+
+    def check(self, study) -> None:
+        if study.cfg.reference.num_models < 2 * self.min_models:
+            raise ConfigError(f"attack {self.label} needs reference.num_models >= {2 * self.min_models} "
+                              f"(min_models = {self.min_models} IN and OUT models per point), "
+                              f"got {study.cfg.reference.num_models}")
+
+    # ------------------------------------------------------------------ signals
+    def scaled_logits(self, s: Signals) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(target phi [N, A], reference phi [N, A, K], keep [N, K]) over the A queries."""
+        y = s.labels_or_predicted
+        target = [s.log_probs] + [s.extra[f"logits:{q}"] for q in self.queries]
+        refs = [s.extra["reference_logits"]] + [s.extra[f"reference_logits:{q}"] for q in self.queries]
+        phi_t = torch.stack([scaled_logit(lp, y) for lp in target], 1)
+        yk = y[:, None].expand(-1, refs[0].shape[1])
+        phi_r = torch.stack([scaled_logit(r.double().log_softmax(-1), yk) for r in refs], 1)
+        return phi_t, phi_r, s.extra["reference_keep"].bool()
+
+    def global_stats(self, phi_r: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pooled within-point variances and the mean IN - OUT shift [A] over points with at least
+        ``min_models`` IN and OUT models."""
+        mu_in, var_in, n_in = masked_stats(phi_r, keep)
+        mu_out, var_out, n_out = masked_stats(phi_r, ~keep)
+        ok = (n_in[:, 0] >= self.min_models) & (n_out[:, 0] >= self.min_models)
+        if not bool(ok.any()):
+            raise ConfigError("attack lira: no shadow fit point has enough IN and OUT reference models; "
+                              "raise reference.num_models")
+        return {"var_in": var_in[ok].mean(0), "var_out": var_out[ok].mean(0),
+                "shift": (mu_in[ok] - mu_out[ok]).mean(0)}
+
+    def score_with(self, s: Signals, g: dict[str, torch.Tensor]) -> torch.Tensor:
+        phi_t, phi_r, keep = self.scaled_logits(s)
+        mu_in, var_in, n_in = masked_stats(phi_r, keep)
+        mu_out, var_out, n_out = masked_stats(phi_r, ~keep)
+        if self.variance == "global":
+            var_in, var_out = g["var_in"].expand_as(mu_in), g["var_out"].expand_as(mu_out)
+        else:
+            var_in = torch.where(n_in >= self.min_models, var_in, g["var_in"])
+            var_out = torch.where(n_out >= self.min_models, var_out, g["var_out"])
+        # no IN (OUT) model at all, e.g. OOD inputs: shifted mean, the other side's variance
+        no_in, no_out = n_in == 0, n_out == 0
+        mu_in, var_in = torch.where(no_in, mu_out + g["shift"], mu_in), torch.where(no_in, var_out, var_in)
+        mu_out, var_out = torch.where(no_out, mu_in - g["shift"], mu_out), torch.where(no_out, var_in, var_out)
+        tiny = torch.finfo(torch.float64).tiny
+        var_in, var_out = var_in.clamp(min=tiny), var_out.clamp(min=tiny)
+        if self.online:
+            score = gaussian_logpdf(phi_t, mu_in, var_in) - gaussian_logpdf(phi_t, mu_out, var_out)
+        else:
+            score = torch.special.log_ndtr((phi_t - mu_out) / var_out.sqrt())
+        return score.mean(1)
+
+    def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
+        _, phi_r, keep = self.scaled_logits(members)
+        _, phi_r2, keep2 = self.scaled_logits(nonmembers)
+        g = self.global_stats(torch.cat([phi_r, phi_r2]), torch.cat([keep, keep2]))
+
+        def score(s: Signals) -> torch.Tensor:
+            return self.score_with(s, g)
+
+        tau, info = operating_point(score(members), score(nonmembers), self.rule, self.fpr)
+        info |= {"num_models": keep.shape[1], "queries": len(self.queries) + 1,
+                 "global_sd_in": float(g["var_in"][0].sqrt()), "global_sd_out": float(g["var_out"][0].sqrt()),
+                 "in_out_shift": float(g["shift"][0])}
+        return Fitted(score, tau, info)

@@ -1,0 +1,88 @@
+"""RMIA, the relative membership inference attack (Zarifzadeh, Liu, Chang, Shokri, "Low-Cost
+High-Power Membership Inference Attacks", ICML 2024).
+
+LR_x = p(y_x | x; target) / p(y_x | x), with p(y_x | x) the reference models' probability of the
+label: online, the mean over all K reference models; offline, from the OUT models only,
+p(y_x | x) = ((1 + a) / 2) * mean_OUT + (1 - a) / 2 (the paper's linear approximation; ``a`` a
+parameter). The score is the fraction of population samples z with LR_x / LR_z > gamma, where
+LR_z is computed the same way on a seeded population sample z that no model trained on
+(``reference.population`` points of the reserve). Unlabelled inputs use the target's predicted
+class. The target's probabilities are what it releases (``Signals.log_probs``, calibrated); the
+reference models' are the softmax of their logits. A point outside the reference data (OOD,
+noise) has no IN model, so online p(y_x | x) is the OUT mean there.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from .base import ATTACKS, Attack, Fitted, Signals
+from .operating_point import check_rule, operating_point
+
+
+def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool, a: float) -> torch.Tensor:
+    """p(y | x) [N] from the reference models' label probabilities ``ref_p`` [N, K]."""
+    if online:
+        return ref_p.mean(1)
+    out = (~keep).double()
+    mean_out = (ref_p * out).sum(1) / out.sum(1).clamp(min=1)
+    return (1 + a) / 2 * mean_out + (1 - a) / 2
+
+
+def label_probability(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """p_y from log-probabilities [..., C] and labels [...], float64."""
+    return log_probs.double().gather(-1, labels.long().unsqueeze(-1)).squeeze(-1).exp()
+
+
+def pairwise_fraction(lr_x: torch.Tensor, lr_z: torch.Tensor, gamma: float, chunk: int = 2048) -> torch.Tensor:
+    """score(x) = (1 / |Z|) sum_z 1[LR_x / LR_z > gamma], in chunks of x."""
+    out = [(lr_x[i: i + chunk, None] / lr_z[None, :] > gamma).double().mean(1) for i in range(0, len(lr_x), chunk)]
+    return torch.cat(out) if out else lr_x.new_zeros(0)
+
+
+@ATTACKS.register("rmia")
+class RMIA(Attack):
+    """RMIA (Zarifzadeh et al. 2024): fraction of population samples z that x dominates,
+    LR_x / LR_z > gamma, with LR = p(y | x; target) / p(y | x; reference models)."""
+
+    name = "rmia"
+    requires = ("reference_keep", "reference_logits", "population_log_probs", "population_labels",
+                "population_reference_logits")
+
+    def __init__(self, online: bool = True, a: float = 0.3, gamma: float = 1.0, rule: str = "youden",
+                 fpr: float | None = None, label: str | None = None):
+        if not 0 <= a <= 1:
+            raise ConfigError(f"attack rmia: a must lie in [0, 1], got {a}")
+        if gamma <= 0:
+            raise ConfigError(f"attack rmia: gamma must be > 0, got {gamma}")
+        check_rule("rmia", rule, fpr)
+        self.online, self.a, self.gamma, self.rule, self.fpr = online, a, gamma, rule, fpr
+        self._label = label
+
+    @property
+    def label(self) -> str:
+        return self._label or ("rmia_online" if self.online else "rmia_offline")
+
+    def likelihood_ratio(self, target_log_probs: torch.Tensor, labels: torch.Tensor, ref_logits: torch.Tensor,
+                         keep: torch.Tensor) -> torch.Tensor:
+        """LR = p(y | x; target) / p(y | x) [N]."""
+        p_target = label_probability(target_log_probs, labels)
+        yk = labels[:, None].expand(-1, ref_logits.shape[1])
+        p_ref = label_probability(ref_logits.double().log_softmax(-1), yk)
+        return p_target / reference_probability(p_ref, keep, self.online, self.a)
+
+    def score(self, s: Signals) -> torch.Tensor:
+        e = s.extra
+        lr_x = self.likelihood_ratio(s.log_probs, s.labels_or_predicted, e["reference_logits"], e["reference_keep"])
+        z_ref = e["population_reference_logits"]
+        lr_z = self.likelihood_ratio(e["population_log_probs"], e["population_labels"], z_ref,
+                                     torch.zeros(z_ref.shape[:2], dtype=torch.bool))
+        return pairwise_fraction(lr_x, lr_z, self.gamma)
+
+    def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
+        tau, info = operating_point(self.score(members), self.score(nonmembers), self.rule, self.fpr)
+        info |= {"num_models": members.extra["reference_keep"].shape[1], "gamma": self.gamma,
+                 "population": len(members.extra["population_labels"])}
+        if not self.online:
+            info["a"] = self.a
+        return Fitted(self.score, tau, info)
