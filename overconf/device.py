@@ -35,3 +35,14 @@ def to_device_images(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Move an image batch to ``device`` in the layout the fast path wants."""
     x = x.to(device, non_blocking=True)
     return x.contiguous(memory_format=memory_format(device)) if x.dim() == 4 else x
+
+
+def to_cpu(obj):
+    """Tensors in nested dicts / lists detached and moved to the CPU (for checkpoints)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_cpu(v) for v in obj]
+    return obj

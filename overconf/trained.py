@@ -17,6 +17,7 @@ import torch
 
 from .cache import Cache, content_key, tensor_digest
 from .config import Recipe
+from .device import to_cpu
 from .models import Classifier, build_model
 from .seeding import isolated_rng
 from .training import TrainState, train_classifier
@@ -87,24 +88,15 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
 
     def on_epoch(state: TrainState) -> None:
         if state.epoch < job.recipe.epochs and time.monotonic() - last_save[0] >= checkpoint_every:
-            cache.save("partial", key, dataclasses.asdict(state) | {"model": _cpu(state.model),
-                                                                     "optimizer": _cpu(state.optimizer)})
+            cache.save("partial", key, dataclasses.asdict(state) | {"model": to_cpu(state.model),
+                                                                     "optimizer": to_cpu(state.optimizer)})
             last_save[0] = time.monotonic()
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
                                resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)
-    cache.save("models", key, {"state_dict": _cpu(model.state_dict()), "history": history,
+    cache.save("models", key, {"state_dict": to_cpu(model.state_dict()), "history": history,
                                "arch": job.arch, "params": job.params,
                                "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
     cache.discard("partial", key)
     return TrainedClassifier(key, model.eval(), history, job)
 
-
-def _cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu(v) for v in obj]
-    return obj

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny studies on real Fashion-MNIST slices that run in seconds on a CPU."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -43,7 +44,20 @@ def tiny_cfg(tiny_raw):
     return config_from_dict(tiny_raw)
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    yield
+@contextlib.contextmanager
+def one_thread():
+    """Tiny networks gain nothing from intra-op threads and lose a lot on shared, oversubscribed
+    cores (OpenMP waits on descheduled threads)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Every test and fixture (module-scoped ones included) runs on one thread."""
+    with one_thread():
+        yield

@@ -1,5 +1,4 @@
 """Calibrations (temperature, last-layer Laplace), sweeps and the attacker option in configs."""
-import contextlib
 import math
 
 import pytest
@@ -13,24 +12,6 @@ from overconf.config import config_from_dict
 from overconf.errors import ConfigError
 from overconf.outputs import Outputs
 from overconf.seeding import isolated_rng
-
-
-@contextlib.contextmanager
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Overrides conftest's: these tests run many small ops, which two threads on a shared,
-    oversubscribed CPU slow down many times over."""
-    with one_thread():
-        yield
 
 
 def _outputs(features: torch.Tensor, head: nn.Linear, labels: torch.Tensor) -> Outputs:
@@ -79,8 +60,7 @@ def _relu_net(seed: int = 0):
 
 @pytest.fixture(scope="module")
 def relu_net():
-    with one_thread():
-        return _relu_net()
+    return _relu_net()
 
 
 def _ctx(body, head, x, y, seed=0, extra=None) -> CalibrationContext:

@@ -1,6 +1,5 @@
 """`overconf compare`, the comparison section of a study's summary, verdicts and the attacker option,
 on two tiny runs that share one trained target/shadow pair (every setting here is post hoc)."""
-import contextlib
 import copy
 import csv
 import json
@@ -16,24 +15,6 @@ from overconf.study import Study
 
 FIGURES = ["fpr_vs_baseline_small_resnet.png", "max_score_density_small_resnet.png",
            "reliability_small_resnet.png", "tradeoff_small_resnet.png"]
-
-
-@contextlib.contextmanager
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Overrides conftest's: these tests run many small ops, which two threads on a shared,
-    oversubscribed CPU slow down many times over."""
-    with one_thread():
-        yield
 
 
 def _small(tmp) -> dict:
@@ -56,9 +37,8 @@ def two_runs(tmp_path_factory):
                    "sweeps": {"temperature": [2, 10]}, "report": {"figures": False, "tensorboard": True}}
     raw_b = raw | {"settings": {"baseline": {}, "llla_ood": {"calibration": {
         "name": "llla", "method": "holdout", "ood_weight": 1.0, "link": "mc", "samples": 20, "grid_size": 9}}}}
-    with one_thread():
-        a = Study(config_from_dict(raw_a), tmp / "run_a").run()
-        b = Study(config_from_dict(raw_b), tmp / "run_b").run()
+    a = Study(config_from_dict(raw_a), tmp / "run_a").run()
+    b = Study(config_from_dict(raw_b), tmp / "run_b").run()
     return a, b, tmp
 
 

@@ -26,19 +26,6 @@ TINY_GAN = {"params": {"width": 4, "latent_dim": 8}, "train_images": 256, "steps
             "log_every": 2, "fid": {"epochs": 1, "train_images": 300}}
 
 
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-# Tiny networks gain nothing from intra-op threads and lose a lot on shared, oversubscribed cores
-# (OpenMP waits on descheduled threads): one thread for this module's fixtures and for each test.
-_one_thread_module = pytest.fixture(scope="module", autouse=True)(_single_thread)
-_one_thread = pytest.fixture(autouse=True)(_single_thread)
-
-
 @pytest.fixture(scope="module")
 def fmnist():
     from overconf.data import load_dataset

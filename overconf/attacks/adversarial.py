@@ -19,8 +19,8 @@ import torch
 from ..adversarial import NORMS, local_variation, minimal_adversarial_distance
 from ..errors import ConfigError
 from ..signals import SIGNALS, SignalContext, SignalRequest
-from .base import ATTACKS, Attack, Fitted, Signals
-from .thresholds import youden_threshold
+from .base import ATTACKS, Signals
+from .queried import QueriedSignalAttack
 
 
 # ---------------------------------------------------------------------------------- signals
@@ -42,36 +42,22 @@ def local_variation_signal(ctx: SignalContext, epsilon: float = 0.5, steps: int 
 
 
 # ---------------------------------------------------------------------------------- attacks
-class SignalThreshold(Attack):
-    """Member iff sign * signal >= tau, tau maximising TPR - FPR on the shadow ROC."""
+class SignalThreshold(QueriedSignalAttack):
+    """Member iff sign * signal >= tau (shadow ROC); the signal is this attack's producer called
+    with ``params``."""
 
     sign = 1.0
 
     def __init__(self, label: str | None, **params):
-        self._label = label
+        super().__init__(label)
         self.params = params
-
-    @property
-    def label(self) -> str:
-        return self._label or self.name
 
     @property
     def signal(self) -> SignalRequest:
         return SignalRequest.of(self.name, **self.params)
 
-    @property
-    def requires(self) -> tuple[SignalRequest, ...]:
-        return (self.signal,)
-
     def score(self, s: Signals) -> torch.Tensor:
         return self.sign * s.extra[self.signal.key].double()
-
-    def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
-        s_in, s_out = self.score(members), self.score(nonmembers)
-        tau = youden_threshold(s_in, s_out)
-        info = {"rule": "youden", "threshold": tau, "shadow_tpr": float((s_in >= tau).double().mean()),
-                "shadow_fpr": float((s_out >= tau).double().mean())}
-        return Fitted(self.score, tau, info)
 
 
 def _check(name: str, ok: bool, message: str) -> None:

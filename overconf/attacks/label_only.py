@@ -22,7 +22,8 @@ from ..queries import predicted_labels
 from ..seeding import generator
 from ..signals import SIGNALS, SignalContext, SignalRequest
 from .base import ATTACKS, Attack, Fitted, Signals
-from .thresholds import youden_threshold
+from .operating_point import fitted_on_shadow
+from .queried import QueriedSignalAttack
 
 
 # ---------------------------------------------------------------------------------- signals
@@ -49,14 +50,6 @@ def agreement(predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (predictions == labels[:, None]).double().mean(1)
 
 
-def _operating_point(fitted: Fitted, members: Signals, nonmembers: Signals) -> Fitted:
-    s_in, s_out = fitted.score(members), fitted.score(nonmembers)
-    fitted.info |= {"threshold": fitted.threshold,
-                    "shadow_tpr": float((s_in >= fitted.threshold).double().mean()),
-                    "shadow_fpr": float((s_out >= fitted.threshold).double().mean())}
-    return fitted
-
-
 @ATTACKS.register("gap")
 class Gap(Attack):
     """Gap attack: member iff the predicted class equals the label (correct-or-not; nothing is
@@ -68,34 +61,14 @@ class Gap(Attack):
         def score(s: Signals) -> torch.Tensor:
             return (s.predicted == s.labels_or_predicted).double()
 
-        return _operating_point(Fitted(score, 0.5, {"decision": "correct"}), members, nonmembers)
+        return fitted_on_shadow(score, 0.5, members, nonmembers, decision="correct")
 
 
-class Agreement(Attack):
+class Agreement(QueriedSignalAttack):
     """Member iff the agreement of queried labels with the label is >= tau (shadow ROC)."""
-
-    def __init__(self, label: str | None = None):
-        self._label = label
-
-    @property
-    def label(self) -> str:
-        return self._label or self.name
-
-    @property
-    def signal(self) -> SignalRequest:
-        raise NotImplementedError
-
-    @property
-    def requires(self) -> tuple[SignalRequest, ...]:
-        return (self.signal,)
 
     def score(self, s: Signals) -> torch.Tensor:
         return agreement(s.extra[self.signal.key], s.labels_or_predicted)
-
-    def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
-        tau = youden_threshold(self.score(members), self.score(nonmembers))
-        return _operating_point(Fitted(self.score, tau, {"rule": "youden", "queries": self.queries}),
-                                members, nonmembers)
 
 
 @ATTACKS.register("label_only_augmentation")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from .base import Fitted, Signals
 from .thresholds import RULES, fpr_threshold
 
 
@@ -18,7 +19,15 @@ def operating_point(s_in: torch.Tensor, s_out: torch.Tensor, rule: str, fpr: flo
     """The threshold for ``score >= threshold``: at shadow FPR ``fpr`` when given, else by ``rule``
     (youden: max TPR - FPR; accuracy) on the shadow ROC. Returns it with the shadow operating point."""
     tau = fpr_threshold(s_out, fpr) if fpr is not None else RULES[rule](s_in, s_out)
-    info = {"rule": f"shadow fpr <= {fpr}" if fpr is not None else rule,
-            "shadow_tpr": float((s_in >= tau).double().mean()),
+    return tau, {"rule": f"shadow fpr <= {fpr}" if fpr is not None else rule} | shadow_point(tau, s_in, s_out)
+
+
+def shadow_point(tau: float, s_in: torch.Tensor, s_out: torch.Tensor) -> dict:
+    """The operating point reached on the shadow: the threshold, its TPR and its FPR."""
+    return {"threshold": float(tau), "shadow_tpr": float((s_in >= tau).double().mean()),
             "shadow_fpr": float((s_out >= tau).double().mean())}
-    return tau, info
+
+
+def fitted_on_shadow(score, tau: float, members: Signals, nonmembers: Signals, **info) -> Fitted:
+    """``Fitted(score, tau)`` with ``info`` and the shadow operating point (reported as rows)."""
+    return Fitted(score, tau, info | shadow_point(tau, score(members), score(nonmembers)))

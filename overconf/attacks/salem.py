@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigError
-from ..seeding import isolated_rng
 from .base import ATTACKS, Attack, Fitted, Signals
+from .operating_point import fitted_on_shadow
+from .mlp import train_binary_mlp
 
 
 def top_k_features(s: Signals, k: int, with_label: bool = False, log: bool = False) -> torch.Tensor:
@@ -44,25 +44,12 @@ class Salem(Attack):
         x = torch.cat([top_k_features(members, k, self.with_label, self.log),
                        top_k_features(nonmembers, k, self.with_label, self.log)])
         y = torch.cat([torch.ones(len(members)), torch.zeros(len(nonmembers))])
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        with isolated_rng(seed):
-            mlp = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
-        opt = torch.optim.Adam(mlp.parameters(), lr=self.lr)
-        for _ in range(self.epochs):
-            perm = torch.randperm(len(x), generator=generator)
-            for i in range(0, len(x), self.batch_size):
-                idx = perm[i: i + self.batch_size]
-                loss = F.binary_cross_entropy_with_logits(mlp(x[idx]).squeeze(1), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        mlp.eval()
+        mlp = train_binary_mlp(x, y, hidden=self.hidden, epochs=self.epochs, lr=self.lr,
+                               batch_size=self.batch_size, generator=generator)
 
         def score(s: Signals) -> torch.Tensor:
             with torch.no_grad():  # the MLP's logit: >= 0 iff sigmoid >= 0.5
                 return mlp(top_k_features(s, k, self.with_label, self.log)).squeeze(1).double()
 
-        s_in, s_out = score(members), score(nonmembers)
-        return Fitted(score, 0.0, {"k": k, "with_label": self.with_label, "decision": "sigmoid >= 0.5",
-                                   "threshold": 0.0, "shadow_tpr": float((s_in >= 0).double().mean()),
-                                   "shadow_fpr": float((s_out >= 0).double().mean())})
+        return fitted_on_shadow(score, 0.0, members, nonmembers, k=k, with_label=self.with_label,
+                                decision="sigmoid >= 0.5")

@@ -12,12 +12,12 @@ the target's are the released (calibrated) ones.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..seeding import isolated_rng
 from .base import ATTACKS, Attack, Fitted, Signals
+from .operating_point import fitted_on_shadow
+from .mlp import train_binary_mlp
 
 
 def features(log_probs: torch.Tensor, log: bool) -> torch.Tensor:
@@ -60,19 +60,8 @@ class Shokri(Attack):
         return torch.cat(xs), torch.cat(cs), torch.cat(ys)
 
     def train_mlp(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> nn.Module:
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        with isolated_rng(seed):
-            mlp = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
-        opt = torch.optim.Adam(mlp.parameters(), lr=self.lr)
-        for _ in range(self.epochs):
-            perm = torch.randperm(len(x), generator=generator)
-            for i in range(0, len(x), self.batch_size):
-                idx = perm[i: i + self.batch_size]
-                loss = F.binary_cross_entropy_with_logits(mlp(x[idx]).squeeze(1), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        return mlp.eval()
+        return train_binary_mlp(x, y, hidden=self.hidden, epochs=self.epochs, lr=self.lr,
+                                batch_size=self.batch_size, generator=generator)
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         x, cls, y = self.training_data(members, nonmembers)
@@ -96,7 +85,5 @@ class Shokri(Attack):
                     out[rows] = mlps.get(k, pooled)(feats[rows]).squeeze(1).double()
             return out  # the MLP's logit: >= 0 iff sigmoid >= 0.5
 
-        return Fitted(score, 0.0, {"decision": "sigmoid >= 0.5", "attack_models": len(mlps),
-                                   "training_rows": len(y), "num_models": members.extra["reference_keep"].shape[1],
-                                   "shadow_tpr": float((score(members) >= 0).double().mean()),
-                                   "shadow_fpr": float((score(nonmembers) >= 0).double().mean())})
+        return fitted_on_shadow(score, 0.0, members, nonmembers, decision="sigmoid >= 0.5", attack_models=len(mlps),
+                                training_rows=len(y), num_models=members.extra["reference_keep"].shape[1])

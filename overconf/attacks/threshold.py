@@ -5,6 +5,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
+from .operating_point import shadow_point
 from .thresholds import RULES
 
 
@@ -38,9 +39,7 @@ class ScoreThreshold(Attack):
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         s_in, s_out = self.score(members), self.score(nonmembers)
         tau = self.rules[self.rule](s_in, s_out)
-        info = {"rule": self.rule, "threshold": tau, "shadow_tpr": float((s_in >= tau).double().mean()),
-                "shadow_fpr": float((s_out >= tau).double().mean())}
-        return Fitted(self.score, tau, info)
+        return Fitted(self.score, tau, {"rule": self.rule} | shadow_point(tau, s_in, s_out))
 
 
 @ATTACKS.register("max_score")

@@ -23,10 +23,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..cache import Cache, content_key, tensor_digest
-from ..device import autocast, memory_format, to_device_images
+from ..device import autocast, memory_format, to_cpu, to_device_images
 from ..errors import ConfigError
 from ..seeding import derive_seed, generator, isolated_rng
-from ..trained import _cpu
 from .config import GanConfig, GanRecipe
 from .models import GANS, Discriminator, Generator
 from .sampling import class_labels, latent
@@ -136,7 +135,7 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
 
     def on_log(s: GanState) -> None:
         if s.step < job.recipe.steps and time.monotonic() - last_save[0] >= checkpoint_every:
-            cache.save("partial", key, _cpu(dataclasses.asdict(s)))
+            cache.save("partial", key, to_cpu(dataclasses.asdict(s)))
             last_save[0] = time.monotonic()
 
     writer = None
@@ -151,7 +150,7 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     finally:
         if writer is not None:
             writer.close()
-    cache.save("generators", key, {"generator": _cpu(gen.state_dict()), "history": history, "seconds": seconds,
+    cache.save("generators", key, {"generator": to_cpu(gen.state_dict()), "history": history, "seconds": seconds,
                                    "arch": job.arch, "params": job.params, "conditional": job.conditional,
                                    "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
     cache.discard("partial", key)

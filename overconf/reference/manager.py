@@ -32,6 +32,7 @@ import torch
 from ..cache import Cache, content_key, tensor_digest
 from ..config import Recipe
 from ..errors import ConfigError
+from ..device import to_cpu
 from ..models import build_model
 from ..seeding import derive_seed, generator
 from ..trained import ClassifierJob, load_or_train
@@ -154,8 +155,8 @@ class ReferenceSet:
         def on_epoch(state: GroupState) -> None:
             if state.epoch < self.recipe.epochs and time.monotonic() - last_save[0] >= checkpoint_every:
                 cache.save("partial", group_key, {
-                    "epoch": state.epoch, "params": _cpu(state.params), "optimizer": _cpu(state.optimizer),
-                    "batch_rngs": _cpu(state.batch_rngs), "global_rng": _cpu(state.global_rng),
+                    "epoch": state.epoch, "params": to_cpu(state.params), "optimizer": to_cpu(state.optimizer),
+                    "batch_rngs": to_cpu(state.batch_rngs), "global_rng": to_cpu(state.global_rng),
                     "histories": state.histories})
                 last_save[0] = time.monotonic()
 
@@ -197,15 +198,6 @@ class ReferenceSet:
                 cache.save("reference_outputs", keys[k], out[k])
         return torch.stack([out[k] for k in range(self.num_models)], 1)
 
-
-def _cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_cpu(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- from a study
