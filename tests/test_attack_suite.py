@@ -3,6 +3,7 @@ queries, the extended metrics, and every attack on every source of a tiny study.
 import copy
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -45,7 +46,6 @@ def test_scaled_logit_is_exact_at_extreme_logits():
 
 
 def test_log_complement_and_modified_entropy_match_arbitrary_precision():
-    mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 50
     z, y = extreme_logits(n=60, k=5, seed=1)
     z[0] = torch.tensor([60.0, 0.0, -3.0, 1.0, 2.0], dtype=torch.float64)  # 1 - p_0 ~ 1e-26

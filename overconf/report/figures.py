@@ -83,7 +83,7 @@ def loglog_roc(ax, cell, source: str, rows: list[dict], auc_in_label: bool = Tru
         lowest = min(lowest, 1 / max(1, len(scores[source])), 1 / max(1, len(scores["members"])))
         color = colors[i % len(colors)]
         auc = values.get((attack, "auroc"), float("nan"))
-        ax.step(fpr, tpr, where="post", color=color, lw=1.2,
+        ax.step(fpr, tpr, where="post", color=color, lw=1.2, ls=("-", "--", ":")[i // len(colors) % 3],
                 label=f"{attack} (AUC {auc:.3f})" if auc_in_label else attack)
         for key in [m for (a, m) in values if a == attack and m.startswith("tpr_at_fpr_") and m.endswith("_ci_low")]:
             target = float(key[len("tpr_at_fpr_"): -len("_ci_low")])
