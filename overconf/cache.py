@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -113,6 +114,19 @@ class Cache:
 
     def discard(self, kind: str, key: str) -> None:
         self.path(kind, key).unlink(missing_ok=True)
+
+    def partial_saver(self, key: str, every: float) -> Callable[[Callable[[], Any]], None]:
+        """A function that stores ``payload()`` as the resumable ``partial`` entry of ``key`` at
+        most once per ``every`` seconds (the clock starts now); other calls build nothing."""
+        last = time.monotonic()
+
+        def save(payload: Callable[[], Any]) -> None:
+            nonlocal last
+            if time.monotonic() - last >= every:
+                self.save("partial", key, payload())
+                last = time.monotonic()
+
+        return save
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

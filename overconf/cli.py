@@ -111,6 +111,15 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def study_arguments(p: argparse.ArgumentParser) -> None:
+    """What every command that loads a study config takes: the YAML, overrides, device, progress."""
+    p.add_argument("config", help="study YAML (see experiments/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set recipe.epochs=5 (repeatable; values are YAML)")
+    p.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="overconf", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,20 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a study: a grid over seeds x models x settings. Reuses every "
                                    "cached model and output; writes results.csv/json, summary.md, "
                                    "figures/ and tensorboard/ to the run folder.")
-    r.add_argument("config", help="study YAML (see experiments/)")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set recipe.epochs=5 (repeatable; values are YAML)")
+    study_arguments(r)
     r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>)")
-    r.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",
                        description="Load the study's generator (the gan: section; trained on the reserve split "
                                    "of the study seed, cached) or train it, then write a PNG grid and a .pt "
                                    "file of uint8 images, labels and latents.")
-    s.add_argument("config", help="study YAML (see experiments/)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    study_arguments(s)
     s.add_argument("--out", required=True, help="folder for samples.png and samples.pt")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--psi", type=float, help="truncation: z drawn from N(0, 1) truncated to [-psi, psi]")
@@ -143,9 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the latent draw (default 0)")
     s.add_argument("--study-seed", type=int, help="study seed whose generator to use (default: the first)")
     s.add_argument("--nrow", type=int, help="images per grid row (default: one column per class, or square)")
-    s.add_argument("--device", help="auto, cpu or cuda[:N] (default: the config's device)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_sample)
+
     cp = sub.add_parser("compare", help="compare the settings of one or more finished runs side by side",
                         description="One row per (run, model, setting): test accuracy, ECE, overconfidence "
                                     "error, mean max confidence per source, TPR, FPR on test, AUROC, TPR at 1% "

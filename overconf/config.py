@@ -180,8 +180,7 @@ class ReferenceConfig:
 
     def __post_init__(self):
         allowed = ("auto", "batched", "sequential")
-        if self.mode not in allowed:
-            raise ConfigError(f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
+        _check(self.mode in allowed, f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
         _check(self.num_models >= 2 and self.num_models % 2 == 0,
                f"reference.num_models must be even and >= 2 (each point is IN for half the models), "
                f"got {self.num_models}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,13 +83,12 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
     resume_state = TrainState(**resume) if resume is not None else None
     if resume_state is not None:
         log.info("resuming %s from epoch %d", job.name, resume_state.epoch)
-    last_save = [time.monotonic()]
+    save_partial = cache.partial_saver(key, checkpoint_every)
 
     def on_epoch(state: TrainState) -> None:
-        if state.epoch < job.recipe.epochs and time.monotonic() - last_save[0] >= checkpoint_every:
-            cache.save("partial", key, dataclasses.asdict(state) | {"model": to_cpu(state.model),
-                                                                     "optimizer": to_cpu(state.optimizer)})
-            last_save[0] = time.monotonic()
+        if state.epoch < job.recipe.epochs:
+            save_partial(lambda: dataclasses.asdict(state) | {"model": to_cpu(state.model),
+                                                              "optimizer": to_cpu(state.optimizer)})
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
                                resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from overconf.attacks import ATTACKS, Signals
-from overconf.attacks.lira import scaled_logit
+from overconf.attacks.scores import scaled_logit
 from overconf.cache import Cache
 from overconf.config import Recipe, config_from_dict
 from overconf.errors import ConfigError

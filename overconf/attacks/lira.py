@@ -29,17 +29,7 @@ from ..augment import expand_queries
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import check_rule, operating_point
-
-
-def scaled_logit(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """phi = log p_y - log sum_{k != y} p_k in float64, via logsumexp (no 1 - p_y cancellation).
-
-    ``log_probs`` [..., C] (any normalisation: the normaliser cancels, so logits work too),
-    ``labels`` [...]."""
-    lp = log_probs.double()
-    y = labels.long().unsqueeze(-1)
-    others = lp.scatter(-1, y, float("-inf"))
-    return lp.gather(-1, y).squeeze(-1) - torch.logsumexp(others, -1)
+from .scores import scaled_logit
 
 
 def masked_stats(v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import check_rule, operating_point
+from .scores import true_class_log_prob
 
 
 def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool, a: float) -> torch.Tensor:
@@ -31,7 +32,7 @@ def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool,
 
 def label_probability(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """p_y from log-probabilities [..., C] and labels [...], float64."""
-    return log_probs.double().gather(-1, labels.long().unsqueeze(-1)).squeeze(-1).exp()
+    return true_class_log_prob(log_probs.double(), labels).exp()
 
 
 def pairwise_fraction(lr_x: torch.Tensor, lr_z: torch.Tensor, gamma: float, chunk: int = 2048) -> torch.Tensor:

@@ -20,8 +20,8 @@ def finite(score: torch.Tensor) -> torch.Tensor:
 
 
 def true_class_log_prob(lp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """log p_y = -CE(z, y)."""
-    return lp.gather(1, y[:, None]).squeeze(1)
+    """log p_y = -CE(z, y), for ``lp`` [..., K] and ``y`` [...]."""
+    return lp.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
 
 
 def log_complement(lp: torch.Tensor) -> torch.Tensor:
@@ -40,13 +40,14 @@ def log_complement(lp: torch.Tensor) -> torch.Tensor:
 
 
 def scaled_logit(lp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """phi = log p_y - log sum_{k != y} p_k (Carlini et al. 2022; seed 003), in float64.
+    """phi = log p_y - log sum_{k != y} p_k (Carlini et al. 2022; seed 003), in float64, for
+    ``lp`` [..., K] and ``y`` [...].
 
     From the log-probabilities of logits z this equals z_y - logsumexp_{k != y} z_k exactly (the
-    normaliser cancels), so it stays finite and ordered at any logit scale."""
+    normaliser cancels, so logits work too), so it stays finite and ordered at any logit scale."""
     lp = lp.double()
-    others = lp.scatter(1, y[:, None], -math.inf)
-    return true_class_log_prob(lp, y) - torch.logsumexp(others, dim=1)
+    others = lp.scatter(-1, y.long().unsqueeze(-1), -math.inf)
+    return true_class_log_prob(lp, y) - torch.logsumexp(others, dim=-1)
 
 
 def modified_entropy(lp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

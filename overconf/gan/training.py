@@ -131,12 +131,11 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     state = GanState(**resume) if resume is not None else None
     if state is not None:
         log.info("resuming %s from step %d", job.name, state.step)
-    last_save = [time.monotonic()]
+    save_partial = cache.partial_saver(key, checkpoint_every)
 
     def on_log(s: GanState) -> None:
-        if s.step < job.recipe.steps and time.monotonic() - last_save[0] >= checkpoint_every:
-            cache.save("partial", key, to_cpu(dataclasses.asdict(s)))
-            last_save[0] = time.monotonic()
+        if s.step < job.recipe.steps:
+            save_partial(lambda: to_cpu(dataclasses.asdict(s)))
 
     writer = None
     if log_dir is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import weakref
 from dataclasses import dataclass
 from functools import cached_property
@@ -150,15 +149,14 @@ class ReferenceSet:
         resume = cache.load("partial", group_key)
         if resume is not None:
             log.info("resuming reference models %s from epoch %d", ks, resume["epoch"])
-        last_save = [time.monotonic()]
+        save_partial = cache.partial_saver(group_key, checkpoint_every)
 
         def on_epoch(state: GroupState) -> None:
-            if state.epoch < self.recipe.epochs and time.monotonic() - last_save[0] >= checkpoint_every:
-                cache.save("partial", group_key, {
+            if state.epoch < self.recipe.epochs:
+                save_partial(lambda: {
                     "epoch": state.epoch, "params": to_cpu(state.params), "optimizer": to_cpu(state.optimizer),
                     "batch_rngs": to_cpu(state.batch_rngs), "global_rng": to_cpu(state.global_rng),
                     "histories": state.histories})
-                last_save[0] = time.monotonic()
 
         seeds = [self.seeds[k] for k in ks]
         sds, histories = train_batched(

@@ -85,34 +85,30 @@ def label_smoothing(c: Comparison) -> Verdict:
     return v.settle()
 
 
-def llla_scaled(c: Comparison) -> Verdict:
-    v = Verdict("llla_scaled", f"LLLA drives scaled-input FPR to near 0 (<= {NEAR_ZERO})")
+def _scaled_fpr(v: Verdict, c: Comparison, candidates: list[Entry], holds, needs: str) -> Verdict:
+    """Each candidate's FPR on the scaled source, judged by ``holds(fpr)``."""
     scaled = _scaled_source(c)
-    candidates = [e for e in c.entries if e.info.kind == "llla"]
     if scaled is None or not candidates:
-        v.note = "needs an LLLA setting and the 'scaled' source"
+        v.note = needs
         return v
     for e in candidates:
         b = c.baseline_for(e)
         f = e.values[f"fpr:{scaled}"]
         base = f"baseline {_n(b.values[f'fpr:{scaled}'])} -> " if b is not None else ""
-        v.evidence.append((_label(c, e), f <= NEAR_ZERO, f"FPR {scaled} {base}{_n(f)}"))
+        v.evidence.append((_label(c, e), holds(f), f"FPR {scaled} {base}{_n(f)}"))
     return v.settle()
+
+
+def llla_scaled(c: Comparison) -> Verdict:
+    return _scaled_fpr(Verdict("llla_scaled", f"LLLA drives scaled-input FPR to near 0 (<= {NEAR_ZERO})"), c,
+                       [e for e in c.entries if e.info.kind == "llla"], lambda f: f <= NEAR_ZERO,
+                       "needs an LLLA setting and the 'scaled' source")
 
 
 def temperature_scaled(c: Comparison) -> Verdict:
-    v = Verdict("temperature_scaled", f"T = 10 leaves scaled-input FPR high (>= {HIGH})")
-    scaled = _scaled_source(c)
-    candidates = [e for e in c.entries if e.info.kind == "temperature" and e.info.calibration.get("T") == 10]
-    if scaled is None or not candidates:
-        v.note = "needs a setting with calibration temperature T: 10 and the 'scaled' source"
-        return v
-    for e in candidates:
-        b = c.baseline_for(e)
-        f = e.values[f"fpr:{scaled}"]
-        base = f"baseline {_n(b.values[f'fpr:{scaled}'])} -> " if b is not None else ""
-        v.evidence.append((_label(c, e), f >= HIGH, f"FPR {scaled} {base}{_n(f)}"))
-    return v.settle()
+    return _scaled_fpr(Verdict("temperature_scaled", f"T = 10 leaves scaled-input FPR high (>= {HIGH})"), c,
+                       [e for e in c.entries if e.info.kind == "temperature" and e.info.calibration.get("T") == 10],
+                       lambda f: f >= HIGH, "needs a setting with calibration temperature T: 10 and the 'scaled' source")
 
 
 def l2_auroc(c: Comparison) -> Verdict:
