@@ -50,6 +50,9 @@ class SignalContext:
     """'train' or 'test': the pool ``pool_index`` refers to"""
     job: Any = None
     """the queried model's :class:`~overconf.trained.ClassifierJob` (architecture, recipe, seed)"""
+    attacker_job: Any = None
+    """the attacker's shadow :class:`~overconf.trained.ClassifierJob`, whose recipe reference
+    models follow (None: ``job``)"""
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,23 @@ def test_scaled_and_unnormalized_sources(fmnist):
     assert torch.equal(s.y, t.y)
 
 
+def test_derived_sources_carry_the_pool_indices_of_their_originals(fmnist):
+    """permuted / scaled / unnormalized are made from target_test[:size], one input per image, in
+    order: they name those images (their keep status for reference models) and are marked derived
+    (not the unchanged images: nothing may reuse the originals' outputs for them)."""
+    c = ctx(fmnist)
+    t = SOURCES["test"](c)
+    assert t.derived is False
+    for name in ("permuted", "scaled", "unnormalized"):
+        d = SOURCES[name](ctx(fmnist))
+        assert d.pool == "test" and torch.equal(d.pool_index, c.splits.target_test[:100]), name
+        assert d.derived is True, name
+        assert not torch.equal(d.x, t.x)
+    for name in ("gaussian", "uniform", "digits"):
+        d = SOURCES[name](ctx(fmnist))
+        assert d.pool is None and d.pool_index is None and d.derived is False, name
+
+
 def test_noise_sources_are_seeded(fmnist):
     for name in ("gaussian", "uniform"):
         a, b, c = (SOURCES[name](ctx(fmnist, seed=s)) for s in (0, 0, 1))

@@ -58,9 +58,15 @@ class SourceData:
     images: torch.Tensor
     """uint8 [N, C, H, W] for display"""
     pool: str | None = None
-    """'train' or 'test' when the inputs are unchanged images of the study dataset's pool"""
+    """'train' or 'test' when the inputs are images of the study dataset's pool, or made from them"""
     pool_index: torch.Tensor | None = None
-    """their indices in that pool (lets reference-model attacks know who trained on them)"""
+    """the indices in that pool of the images the inputs are (or were made from): their keep
+    status for reference-model attacks (a model that trained on an image counts as IN for the
+    inputs made from it)"""
+    derived: bool = False
+    """True when the inputs are transformed pool images (permuted, scaled, unnormalized): they
+    share the originals' keep status but not their content (nothing may reuse the originals'
+    outputs for them); False when they are the unchanged pool images"""
     info: dict[str, float] = field(default_factory=dict)
     """numbers describing the source itself (e.g. a generator's FID), reported as rows with attack '-'"""
 
@@ -84,6 +90,13 @@ def test(ctx: SourceContext) -> SourceData:
     return data
 
 
+def _derived(ctx: SourceContext, data: SourceData) -> SourceData:
+    """Inputs made from the first ``size`` target-test images, one each, in order: they carry the
+    keep status of the image they were made from (half of the reference models trained on it)."""
+    data.pool, data.pool_index, data.derived = "test", ctx.test_index(), True
+    return data
+
+
 @SOURCES.register("permuted")
 def permuted(ctx: SourceContext) -> SourceData:
     """Test images with one random pixel permutation each, shared by all channels."""
@@ -92,21 +105,21 @@ def permuted(ctx: SourceContext) -> SourceData:
     perms = torch.argsort(torch.rand(n, h * w, generator=ctx.generator), dim=1)
     flat = images.reshape(n, c, h * w)
     out = torch.gather(flat, 2, perms.unsqueeze(1).expand(n, c, h * w)).reshape(n, c, h, w)
-    return from_images(ctx, out, _unlabelled(n))
+    return _derived(ctx, from_images(ctx, out, _unlabelled(n)))
 
 
 @SOURCES.register("scaled")
 def scaled(ctx: SourceContext, factor: float = 255.0) -> SourceData:
     """Normalized test images multiplied by ``factor`` (the reference study used 255)."""
     images, labels = ctx.test_images()
-    return SourceData(ctx.dataset.normalize(images) * factor, labels, images)
+    return _derived(ctx, SourceData(ctx.dataset.normalize(images) * factor, labels, images))
 
 
 @SOURCES.register("unnormalized")
 def unnormalized(ctx: SourceContext) -> SourceData:
     """Raw [0, 1] test pixels fed to a model trained on normalized inputs."""
     images, labels = ctx.test_images()
-    return SourceData(images.float() / 255, labels, images)
+    return _derived(ctx, SourceData(images.float() / 255, labels, images))
 
 
 @SOURCES.register("gaussian")
