@@ -22,6 +22,7 @@ from .cache import Cache, atomic_write_text
 from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
 from .config import Component, ModelSpec, Setting, StudyConfig, source_label
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
+from .data.sources import image_digests, without_members
 from .device import resolve_device
 from .errors import ConfigError
 from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
@@ -140,7 +141,9 @@ class Study:
 
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
+        """Every source, checked for content overlap with the target's members (``data.overlap``)."""
         out = {}
+        members = set(image_digests(self.splits.images(self.dataset, "target_train")[0]))
         for comp in self.cfg.sources:
             label = source_label(comp)
             params = {k: v for k, v in comp.params.items() if k != "label"}
@@ -148,7 +151,7 @@ class Study:
                                 generator(seed, "source", label), seed, self.cfg.data.root,
                                 self.cfg.data.download, self.device, self.cache, self.cfg.progress,
                                 config=self.cfg, log_dir=self.gan_log_dir)
-            data = SOURCES[comp.name](ctx, **params)
+            data = without_members(label, SOURCES[comp.name](ctx, **params), members, self.cfg.data.overlap)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
             out[label] = data

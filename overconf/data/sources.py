@@ -8,9 +8,12 @@ inputs (raw [0, 1] pixels fed to a model trained on normalized inputs); plus noi
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..registry import Registry
@@ -18,6 +21,7 @@ from .datasets import ImageDataset, load_dataset, resize_images
 from .splits import Splits
 
 SOURCES: Registry = Registry("source")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +76,42 @@ class SourceData:
 
     def __len__(self) -> int:
         return len(self.x)
+
+
+def image_digests(images: torch.Tensor) -> list[bytes]:
+    """sha1 of each uint8 image's bytes (shape included): equal digests = equal content."""
+    a = np.ascontiguousarray(images.detach().cpu().numpy())
+    head = repr(tuple(a.shape[1:])).encode()
+    return [hashlib.sha1(head + row.tobytes()).digest() for row in a.reshape(len(a), -1)]
+
+
+def without_members(label: str, data: SourceData, members: set[bytes], overlap: str = "refuse") -> SourceData:
+    """Content overlap of a non-member source with the target's members (``members``: their
+    :func:`image_digests`). A source from the study's own dataset (``digits`` in a digits study,
+    ``fashion_mnist`` with ``split: train``) can hold training images, which are members, not
+    non-members. ``overlap='refuse'``: a ConfigError naming the source, the count and the fix;
+    ``'remove'``: drop them (logged) and report the count as the source's ``overlap_removed``."""
+    if data.images.dtype != torch.uint8:
+        raise TypeError(f"source '{label}': images must be uint8, got {data.images.dtype}")
+    hits = torch.tensor([d in members for d in image_digests(data.images)], dtype=torch.bool)
+    n = int(hits.sum())
+    if overlap == "remove":
+        data.info["overlap_removed"] = n
+    if n == 0:
+        return data
+    if overlap != "remove":
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"source '{label}': {n} of its {len(data)} images are training images of the target model "
+            f"(members, not non-members); set data.overlap: remove to drop them, or take the source "
+            f"from images the target did not train on (another split, e.g. split: test)")
+    keep = ~hits
+    data.x, data.y, data.images = data.x[keep.to(data.x.device)], data.y[keep.to(data.y.device)], data.images[keep]
+    if data.pool_index is not None:
+        data.pool_index = data.pool_index[keep]
+    log.info("source %s: removed %d images equal to target training images (data.overlap: remove)", label, n)
+    return data
 
 
 def _unlabelled(n: int) -> torch.Tensor:
