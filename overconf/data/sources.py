@@ -82,7 +82,7 @@ def image_digests(images: torch.Tensor) -> list[bytes]:
     """sha1 of each uint8 image's bytes (shape included): equal digests = equal content."""
     a = np.ascontiguousarray(images.detach().cpu().numpy())
     head = repr(tuple(a.shape[1:])).encode()
-    return [hashlib.sha1(head + row.tobytes()).digest() for row in a.reshape(len(a), -1)]
+    return [hashlib.sha1(head + row.tobytes()).digest() for row in a.reshape(len(a), int(np.prod(a.shape[1:])))]
 
 
 def without_members(label: str, data: SourceData, members: set[bytes], overlap: str = "refuse") -> SourceData:
@@ -107,9 +107,10 @@ def without_members(label: str, data: SourceData, members: set[bytes], overlap: 
             f"(members, not non-members); set data.overlap: remove to drop them, or take the source "
             f"from images the target did not train on (another split, e.g. split: test)")
     keep = ~hits
-    data.x, data.y, data.images = data.x[keep.to(data.x.device)], data.y[keep.to(data.y.device)], data.images[keep]
+    data.x, data.y = data.x[keep.to(data.x.device)], data.y[keep.to(data.y.device)]
+    data.images = data.images[keep.to(data.images.device)]
     if data.pool_index is not None:
-        data.pool_index = data.pool_index[keep]
+        data.pool_index = data.pool_index[keep.to(data.pool_index.device)]
     log.info("source %s: removed %d images equal to target training images (data.overlap: remove)", label, n)
     return data
 
