@@ -82,7 +82,8 @@ def image_digests(images: torch.Tensor) -> list[bytes]:
     """sha1 of each uint8 image's bytes (shape included): equal digests = equal content."""
     a = np.ascontiguousarray(images.detach().cpu().numpy())
     head = repr(tuple(a.shape[1:])).encode()
-    return [hashlib.sha1(head + row.tobytes()).digest() for row in a.reshape(len(a), int(np.prod(a.shape[1:])))]
+    rows = a.reshape(len(a), int(np.prod(a.shape[1:])))
+    return [hashlib.sha1(head + row.tobytes()).digest() for row in rows]
 
 
 def without_members(label: str, data: SourceData, members: set[bytes], overlap: str = "refuse") -> SourceData:

@@ -7,15 +7,15 @@ Reference data (the points the keep matrix ranges over) are, in this order:
 members and the ``test`` source) and every shadow fit point is IN for exactly half of the models
 (LiRA online works for all of them). Inputs made from target-test images (the ``permuted``,
 ``scaled`` and ``unnormalized`` sources) carry the keep status of the image they were made from;
-any other input (OOD data, noise) is OUT for every model. RMIA's population sample z is drawn (seeded) from the rest of the reserve, so
-no model, target or shadow ever trained on it.
+any other input (OOD data, noise) is OUT for every model. RMIA's population sample z is drawn
+(seeded) from the rest of the reserve, so no model, target or shadow ever trained on it.
 
 Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or
 with ``attacker: uncalibrated`` the study recipe without the setting's overrides), with
 ``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
-the target's and the shadow's queries share one reference set. Model k has seed ``derive_seed(seed, "reference",
-k)`` and is keyed by its training data (the keep column's images and labels), architecture,
-recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
+the target's and the shadow's queries share one reference set. Model k has seed
+``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
+images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
 entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
 slightly). Batched groups save a resumable state at most every minute, and each finished model
 is stored on its own, so a killed run keeps every finished model.

@@ -13,8 +13,8 @@
 Reference models of a (seed, architecture, recipe) are shared by the target's and the shadow's
 queries; their outputs are cached per (reference model, input set). Reference outputs are raw
 logits: attacks take their log-softmax (the reference models follow the attacker's training
-recipe, the shadow's, not any post-hoc calibration), while the queried model's signal is what it releases,
-``Signals.log_probs`` (calibrated).
+recipe, the shadow's, not any post-hoc calibration), while the queried model's signal is what
+it releases, ``Signals.log_probs`` (calibrated).
 """
 from __future__ import annotations
 
