@@ -79,6 +79,16 @@ class DataConfig:
     """members and non-members per source when attacking the target"""
     fit_size: int = 2500
     """members and non-members from the shadow model used to fit every attack"""
+    overlap: str = "refuse"
+    """a source image equal (uint8 content) to a target training image: 'refuse' (a ConfigError)
+    or 'remove' (dropped, counted in the source's 'overlap_removed' row)"""
+
+    def __post_init__(self):
+        _check(self.overlap in OVERLAP, f"data.overlap = '{self.overlap}' is not allowed; use one of: "
+                                        f"{', '.join(OVERLAP)}")
+
+
+OVERLAP = ("refuse", "remove")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from .cache import Cache, atomic_write_text
 from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
 from .config import Component, ModelSpec, Setting, StudyConfig, source_label
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
+from .data.sources import image_digests, without_members
 from .device import resolve_device
 from .errors import ConfigError
 from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
@@ -140,7 +141,9 @@ class Study:
 
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
+        """Every source, checked for content overlap with the target's members (``data.overlap``)."""
         out = {}
+        members = set(image_digests(self.splits.images(self.dataset, "target_train")[0]))
         for comp in self.cfg.sources:
             label = source_label(comp)
             params = {k: v for k, v in comp.params.items() if k != "label"}
@@ -148,7 +151,7 @@ class Study:
                                 generator(seed, "source", label), seed, self.cfg.data.root,
                                 self.cfg.data.download, self.device, self.cache, self.cfg.progress,
                                 config=self.cfg, log_dir=self.gan_log_dir)
-            data = SOURCES[comp.name](ctx, **params)
+            data = without_members(label, SOURCES[comp.name](ctx, **params), members, self.cfg.data.overlap)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
             out[label] = data
@@ -200,7 +203,8 @@ class Study:
         }
         for label, d in sources.items():
             parts[("target", f"source:{label}")] = (src_out[label], d.x, d.pool, d.pool_index)
-        signals = {k: self.signals(k, v, trained[k[0]], cal_t if k[0] == "target" else cal_s)
+        signals = {k: self.signals(k, v, trained[k[0]], cal_t if k[0] == "target" else cal_s,
+                                   attacker_job=trained["shadow"].job)
                    for k, v in parts.items()}
         members = signals[("target", "members")]
         src_signals = {label: signals[("target", f"source:{label}")] for label in sources}
@@ -264,12 +268,14 @@ class Study:
         return cached_outputs(self.cache, trained.key, trained.model, self.dataset.normalize(images),
                               torch.full((n,), -1, dtype=torch.long), self.device)
 
-    def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration) -> Signals:
+    def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration,
+                attacker_job: ClassifierJob | None = None) -> Signals:
+        """The queried model's signals; reference models follow ``attacker_job``'s (the shadow's) recipe."""
         outs, x, pool, pool_index = part
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self, pool_index, pool, trained.job)
+                                self.cache, self, pool_index, pool, trained.job, attacker_job)
             value = cached_signal(req, ctx)
             # the model's outputs on other inputs (augmented queries, a population sample) are
             # released like its own: through the setting's calibration

@@ -14,7 +14,8 @@ mu and s are per point (``variance: per_example``) or s is one pooled within-poi
 (``variance: global``), fitted on the shadow's fit points. With augmented queries (``augment:
 [flip, shift]``) the statistics are per query and the scores are averaged over the queries, as
 in the paper. Fallback for a point with fewer than ``min_models`` IN (or OUT) models: the global
-deviation; for a point no reference model trained on (OOD, noise and transformed inputs):
+deviation; for a point no reference model trained on (OOD and noise inputs; transformed test
+images, e.g. ``scaled``, carry the keep status of their originals, so K / 2 models are IN):
 mu_in = mu_out + the mean IN - OUT shift of the shadow's fit points and s_in = s_out, so the
 score is an equal-variance likelihood ratio, monotone in (phi_t - mu_out) / s_out^2, with no
 log-determinant term rewarding a point merely for a wide OUT distribution. Scores are thresholded at the shadow's Youden point (or at a shadow FPR).

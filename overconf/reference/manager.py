@@ -5,14 +5,17 @@ Reference data (the points the keep matrix ranges over) are, in this order:
 ``target_train[:eval_size]``, ``target_test[:eval_size]``, ``shadow_train[:fit_size]``,
 ``shadow_test[:fit_size]`` and ``reserve[:extra_points]``. So every target evaluation point (the
 members and the ``test`` source) and every shadow fit point is IN for exactly half of the models
-(LiRA online works for all of them); any other input (OOD data, noise, transformed images) is OUT
-for every model. RMIA's population sample z is drawn (seeded) from the rest of the reserve, so
-no model, target or shadow ever trained on it.
+(LiRA online works for all of them). Inputs made from target-test images (the ``permuted``,
+``scaled`` and ``unnormalized`` sources) carry the keep status of the image they were made from;
+any other input (OOD data, noise) is OUT for every model. RMIA's population sample z is drawn
+(seeded) from the rest of the reserve, so no model, target or shadow ever trained on it.
 
-Reference models use the setting's recipe (with ``reference.recipe`` overrides) and the target's
-architecture unless ``reference.arch`` is set. Model k has seed ``derive_seed(seed, "reference",
-k)`` and is keyed by its training data (the keep column's images and labels), architecture,
-recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
+Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or
+with ``attacker: uncalibrated`` the study recipe without the setting's overrides), with
+``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
+the target's and the shadow's queries share one reference set. Model k has seed
+``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
+images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
 entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
 slightly). Batched groups save a resumable state at most every minute, and each finished model
 is stored on its own, so a killed run keeps every finished model.
@@ -106,8 +109,9 @@ class ReferenceSet:
 
     # ------------------------------------------------------------------ membership of queried points
     def keep_for(self, pool: str | None, pool_index: torch.Tensor | None, n: int) -> torch.Tensor:
-        """bool [n, K]: which models trained on each queried point (all False for points outside
-        the reference data: OOD, noise, transformed inputs, other splits)."""
+        """bool [n, K]: which models trained on each queried point, i.e. on the pool image it is
+        or was made from (all False for points outside the reference data: OOD, noise, other
+        splits)."""
         out = torch.zeros(n, self.num_models, dtype=torch.bool)
         if pool is None or pool_index is None:
             return out
@@ -204,7 +208,8 @@ _SETS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def reference_spec(study, job: ClassifierJob) -> tuple[str, dict, Recipe]:
-    """(architecture, params, recipe) of the reference models for the model trained by ``job``."""
+    """(architecture, params, recipe) of the reference models for the attacker whose shadow model
+    is trained by ``job`` (the attacker trains reference models as it trains its shadow)."""
     r = study.cfg.reference
     arch, params = (r.arch, dict(r.params)) if r.arch else (job.arch, dict(job.params))
     return arch, params, job.recipe.updated(r.recipe, "reference.recipe")
@@ -237,7 +242,8 @@ def population_index(study) -> torch.Tensor:
 
 
 def reference_set(study, job: ClassifierJob) -> ReferenceSet:
-    """The reference set for the model ``job`` trains in ``study`` (memoised per study and seed)."""
+    """The reference set of the attacker whose shadow model ``job`` trains in ``study`` (memoised
+    per study, seed, architecture and recipe)."""
     arch, params, recipe = reference_spec(study, job)
     memo = _SETS.setdefault(study, {})
     spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": dataclasses.asdict(recipe)})
