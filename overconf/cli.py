@@ -82,6 +82,10 @@ def cmd_compare(args) -> int:
     else:
         out = runs[0].run_dir.parent / f"comparison-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     c, _ = write_comparison(runs, out, attack=args.attack, baseline=args.baseline, figures=not args.no_figures)
+    print(f"dataset: {c.dataset}, attack: {c.attack}")
+    for note in c.notes:
+        print(f"note: {note}")
+    print()
     print(markdown_table(*model_table(c)), end="\n\n")
     print(markdown_table(*attack_table(c)), end="\n\n")
     print(verdicts_markdown(c))
