@@ -200,8 +200,12 @@ def os_error_message(e: OSError) -> str:
         return (f"cannot write {path} ({reason}); make it writable or choose another folder "
                 f"(--set output_dir=DIR or --out DIR for results, --set cache_dir=DIR for the cache)")
     if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return (f"{path} ({reason}): a file stands where a folder is needed, or the reverse; set "
-                f"cache_dir / output_dir (or --out) to a folder, or move the file away")
+        blocking = next((p for p in (Path(e.filename), *Path(e.filename).parents) if p.is_file()), None) \
+            if e.filename else None
+        if blocking is not None:
+            path = f"'{blocking}' is a file, but a folder is needed there (for {path})"
+        return (f"{path} ({reason}); set cache_dir / output_dir (--set cache_dir=DIR, --out DIR) to a folder, "
+                f"or move the file away")
     if e.errno == errno.ENOENT:
         return f"{path} does not exist ({reason}); check the path"
     return f"{path}: {reason}"

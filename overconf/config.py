@@ -514,6 +514,7 @@ def validate_components(cfg: StudyConfig) -> None:
     for i, m in enumerate(cfg.models):
         check_params(R.MODELS.get(m.arch, where=f"models[{i}].arch"), m.params, f"models[{i}].params",
                      skip=("in_channels", "num_classes", "image_size", "dropout"))
+        check_sizes(m.params, f"models[{i}].params")
     for i, c in enumerate(cfg.sources):
         params = {k: v for k, v in c.params.items() if k != "label"}
         check_params(R.SOURCES.get(c.name, where=f"sources[{i}]"), params, f"sources[{i}]({c.name})")
@@ -533,6 +534,7 @@ def validate_components(cfg: StudyConfig) -> None:
     if ref.arch is not None:
         check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",
                      skip=("in_channels", "num_classes", "image_size", "dropout"))
+        check_sizes(ref.params, "reference.params")
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     validate_gan(cfg)
@@ -558,3 +560,21 @@ def check_params(factory, params: dict[str, Any], where: str, skip: tuple[str, .
                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in params]
     if missing:
         raise ConfigError(f"{where} needs parameter '{missing[0]}'")
+    for k, v in params.items():  # the default's type (bool, int, float) is the parameter's type
+        default = sig.parameters[k].default
+        if isinstance(default, bool):
+            ok, kind = isinstance(v, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(v, int) and not isinstance(v, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+        else:
+            continue
+        _check(ok, f"{where}.{k} must be {kind} (default {default!r}), got {v!r}")
+
+
+def check_sizes(params: dict[str, Any], where: str) -> None:
+    """Integer architecture parameters (width, hidden, latent_dim) are layer sizes: >= 1."""
+    for k, v in params.items():
+        _check(not (isinstance(v, int) and not isinstance(v, bool) and v < 1),
+               f"{where}.{k} is a layer size and must be >= 1, got {v}")

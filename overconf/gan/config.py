@@ -158,9 +158,10 @@ def validate_gan_names(cfg) -> None:
 
 def validate_gan(cfg) -> None:
     """The generator's parameters against the registered factory (imports the registries, torch)."""
-    from ..config import check_params
+    from ..config import check_params, check_sizes
     from ..registries import GANS
 
     g = cfg.gan
     check_params(GANS.get(g.arch, where="gan.arch"), g.params, f"gan.params({g.arch})",
                  skip=("channels", "image_size", "num_classes"))
+    check_sizes(g.params, f"gan.params({g.arch})")
