@@ -54,6 +54,8 @@ def cmd_sample(args) -> int:
     from .config import load_config, validate_components
 
     cfg = load_config(args.config, args.set or [], components=False)  # config errors before torch loads
+    if args.nrow is not None and args.nrow < 1:
+        raise OverconfError(f"--nrow must be >= 1 (images per grid row), got {args.nrow}")
     from .device import resolve_device
     from .gan.export import write_samples
 

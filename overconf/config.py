@@ -60,7 +60,12 @@ class Recipe:
         base = dataclasses.asdict(self)
         _reject_unknown(overrides, base.keys(), where)
         base.update(overrides)
-        return _build(Recipe, base, where)
+        try:
+            return _build(Recipe, base, where)
+        except ConfigError as e:
+            if str(e).startswith(("recipe.", "'recipe.")):  # a value check: say which override set it
+                raise ConfigError(f"{where}: {e}") from None
+            raise
 
 
 @dataclass
@@ -429,8 +434,11 @@ def parse_settings(value: Any) -> list[Setting]:
         raise ConfigError(f"'settings' must be a non-empty mapping of setting names, got {value!r}")
     settings = []
     for name, body in value.items():
-        body = dict(body or {})
         where = f"settings.{name}"
+        if not isinstance(body, (dict, type(None))):
+            raise ConfigError(f"'{where}' must be a mapping (recipe, calibration, ...) or empty, got {body!r}; "
+                              f"e.g. settings: {{{name}: {{recipe: {{label_smoothing: 0.1}}}}}}")
+        body = dict(body or {})
         if "name" in body:
             raise ConfigError(f"'{where}.name' is not allowed: the mapping key is the setting's name")
         settings.append(_build(Setting, {"name": str(name), **body}, where))

@@ -136,6 +136,10 @@ def test_list_unknown_family_and_missing_config(tmp_path, capsys):
     assert "does not exist" in run_cli(capsys, "run", tmp_path / "dir.yaml")
 
 
+def test_sample_arguments(study_yaml, tmp_path, capsys):
+    assert "--nrow must be >= 1" in run_cli(capsys, "sample", study_yaml, "--out", tmp_path / "s", "--nrow", "0")
+
+
 def test_config_error_in_run_and_sample(study_yaml, capsys):
     assert "unknown config key 'recipe.lrr'" in run_cli(capsys, "run", study_yaml, "--set", "recipe.lrr=1")
     assert "unknown config key 'recipe.lrr'" in run_cli(capsys, "sample", study_yaml, "--out", "x",

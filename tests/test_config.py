@@ -126,6 +126,8 @@ def test_duplicate_keys_are_errors_naming_key_and_line(tmp_path, tiny_raw):
     (("sources",), [{"name": "scaled", "factor": "big"}], r"sources\[0\]\(scaled\).factor must be a number"),
     (("attacks",), [{"name": "salem", "k": 2.5}], r"attacks\[0\]\(salem\).k must be an integer"),
     (("models",), [{"arch": "small_resnet", "params": {"width": 0}}], r"models\[0\].params.width .* >= 1"),
+    (("models",), [{"arch": "small_resnet", "recipe": {"lr": -1}}], r"models\[0\].recipe: recipe.lr must be > 0"),
+    (("settings",), {"a": 5}, r"'settings.a' must be a mapping"),
 ])
 def test_more_bad_values_are_explained(tiny_raw, path, value, match):
     node = tiny_raw
