@@ -76,6 +76,10 @@ def cmd_compare(args) -> int:
     from .report.tables import markdown_table
     from .report.verdicts import verdicts_markdown
 
+    resolved = [Path(d).resolve() for d in args.run_dirs]
+    twice = next((d for d, r in zip(args.run_dirs, resolved) if resolved.count(r) > 1), None)
+    if twice is not None:
+        raise OverconfError(f"run folder '{twice}' is given twice; list each run once")
     runs = [load_run(d) for d in args.run_dirs]
     if args.out:
         out = Path(args.out)

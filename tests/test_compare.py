@@ -150,6 +150,8 @@ def test_compare_errors_name_the_problem(two_runs, tmp_path, capsys):
     assert "--baseline 'nope'" in err and "temperature_10" in err
     assert main(["compare", str(a.run_dir), "--attack", "entropy", "--out", str(tmp_path / "y")]) == 2
     assert "attack 'entropy' is not in the runs" in capsys.readouterr().err
+    assert main(["compare", str(a.run_dir), str(a.run_dir) + "/", "--out", str(tmp_path / "z")]) == 2
+    assert "is given twice" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- verdict logic
