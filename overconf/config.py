@@ -270,7 +270,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), *,
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist; see experiments/ for studies")
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file '{path}' {what}; pass a study YAML (see experiments/ for studies)")
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:

@@ -133,7 +133,7 @@ def test_list_unknown_family_and_missing_config(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("recipe: {epochs: 1\n")
     assert "is not valid YAML" in run_cli(capsys, "run", tmp_path / "bad.yaml")
     (tmp_path / "dir.yaml").mkdir()
-    assert "does not exist" in run_cli(capsys, "run", tmp_path / "dir.yaml")
+    assert "is a folder, not a file" in run_cli(capsys, "run", tmp_path / "dir.yaml")
 
 
 def test_sample_arguments(study_yaml, tmp_path, capsys):
