@@ -461,14 +461,6 @@ def _validate_values(cfg: StudyConfig) -> None:
     """Every check that needs no factory: values, lists, duplicates and registered names
     (overconf.names). Runs before torch is imported."""
     _check_path_safe(cfg.name, "name")
-    if not cfg.sources or not cfg.attacks:
-        missing = [k for k in ("sources", "attacks") if not getattr(cfg, k)]
-        raise ConfigError(
-            f"the config has no {' and no '.join(missing)}, so the study would measure nothing; add "
-            + " and ".join({"sources": "'sources: [test, digits, gaussian]'",
-                            "attacks": "'attacks: [max_score, entropy]'"}[k] for k in missing)
-            + " (`overconf list` shows every one), or start from a study in experiments/ "
-              "(e.g. experiments/fashion_mnist.yaml)")
     check_name("dataset", cfg.data.dataset, "data.dataset")
     _check(len(cfg.seeds) > 0, "seeds must list at least one seed, e.g. seeds: [0]")
     _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds has duplicates: {cfg.seeds}")
@@ -513,6 +505,14 @@ def _validate_values(cfg: StudyConfig) -> None:
         _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
                                    f"use some of: {', '.join(source_labels)}")
     validate_gan_names(cfg)
+    if not cfg.sources or not cfg.attacks:
+        missing = [k for k in ("sources", "attacks") if not getattr(cfg, k)]
+        raise ConfigError(
+            f"the config has no {' and no '.join(missing)}, so the study would measure nothing; add "
+            + " and ".join({"sources": "'sources: [test, digits, gaussian]'",
+                            "attacks": "'attacks: [max_score, entropy]'"}[k] for k in missing)
+            + " (`overconf list` shows every one), or start from a study in experiments/ "
+              "(e.g. experiments/fashion_mnist.yaml)")
 
 
 def validate_components(cfg: StudyConfig) -> None:
