@@ -281,6 +281,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), *,
             raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
     cfg = parse_config(raw)
+    check_not_empty(cfg)
     if components:
         validate_components(cfg)
     return cfg
@@ -505,6 +506,10 @@ def _validate_values(cfg: StudyConfig) -> None:
         _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
                                    f"use some of: {', '.join(source_labels)}")
     validate_gan_names(cfg)
+
+
+def check_not_empty(cfg: StudyConfig) -> None:
+    """A study file must name something to measure (the defaults have no sources and no attacks)."""
     if not cfg.sources or not cfg.attacks:
         missing = [k for k in ("sources", "attacks") if not getattr(cfg, k)]
         raise ConfigError(
