@@ -209,7 +209,8 @@ def os_error_message(e: OSError) -> str:
         blocking = next((p for p in (Path(e.filename), *Path(e.filename).parents) if p.is_file()), None) \
             if e.filename else None
         if blocking is not None:
-            path = f"'{blocking}' is a file, but a folder is needed there (for {path})"
+            path = f"'{blocking}' is a file, but a folder is needed there" + (
+                f" (for {path})" if blocking != Path(e.filename) else "")
         return (f"{path} ({reason}); set cache_dir / output_dir (--set cache_dir=DIR, --out DIR) to a folder, "
                 f"or move the file away")
     if e.errno == errno.ENOENT:
