@@ -11,3 +11,7 @@ class ConfigError(OverconfError, ValueError):
 
 class DataNotFoundError(OverconfError, FileNotFoundError):
     """A dataset is not on disk and may not be downloaded."""
+
+
+class DataError(OverconfError):
+    """A dataset or run file exists but is damaged (truncated, corrupt) or of the wrong kind."""

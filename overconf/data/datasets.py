@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataNotFoundError
+from ..errors import DataError, DataNotFoundError
 from ..registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -85,11 +86,25 @@ def resize_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Te
 # ----------------------------------------------------------------------------- Fashion-MNIST
 
 
+FASHION_MNIST_FIX = ("reinstall it ('sudo apt-get install --reinstall dataset-fashion-mnist') or replace the file "
+                     "from a good copy (data.root: a torchvision root holding FashionMNIST/raw)")
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
-        data = f.read()
+    """An IDX file (LeCun's MNIST format: magic 0 0 8 ndim, big-endian dims, uint8 data)."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            data = f.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"'{path}' is damaged or truncated ({e}); {FASHION_MNIST_FIX}") from None
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or len(data) < 4 + 4 * data[3]:
+        raise DataError(f"'{path}' is not a uint8 IDX file (bad header); {FASHION_MNIST_FIX}")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(data) != expected:
+        raise DataError(f"'{path}' holds {len(data)} bytes but its header announces {expected} "
+                        f"(truncated or damaged); {FASHION_MNIST_FIX}")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -107,8 +122,11 @@ def fashion_mnist(root: str | None = None, download: bool = False) -> ImageDatas
     if root is not None and download:
         from torchvision.datasets import FashionMNIST
 
-        FashionMNIST(root, train=True, download=True)
-        FashionMNIST(root, train=False, download=True)
+        try:
+            FashionMNIST(root, train=True, download=True)
+            FashionMNIST(root, train=False, download=True)
+        except (RuntimeError, OSError) as e:  # no network: URLError (an OSError) or "Error downloading"
+            raise DataNotFoundError(_download_failed("Fashion-MNIST", root, e)) from None
     stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte"]
     for folder in candidates:
@@ -145,6 +163,11 @@ def digits(root: str | None = None, download: bool = False) -> ImageDataset:
 # ----------------------------------------------------------------------------- torchvision datasets
 
 
+def _download_failed(name: str, root: str, e: Exception) -> str:
+    return (f"downloading {name} into '{root}' failed ({type(e).__name__}: {e}); without network access set "
+            f"data.download: false and put the files under data.root yourself (as torchvision stores them)")
+
+
 def _torchvision(name: str, root: str | None, download: bool, make_split, classes=None) -> ImageDataset:
     if root is None:
         raise DataNotFoundError(
@@ -153,9 +176,11 @@ def _torchvision(name: str, root: str | None, download: bool, make_split, classe
         )
     try:
         train, test = make_split(True), make_split(False)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted..."
+    except (RuntimeError, OSError, EOFError) as e:  # "Dataset not found or corrupted...", URLError, ...
+        if download:
+            raise DataNotFoundError(_download_failed(name, root, e)) from None
         raise DataNotFoundError(
-            f"{name} not found under torchvision root '{root}' ({e}). Put the files there, or add "
+            f"{name} not found (or unreadable) under torchvision root '{root}' ({e}). Put the files there, or add "
             f"--set data.download=true on a machine with network access."
         ) from e
     xs, ys = [], []
