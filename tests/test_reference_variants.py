@@ -271,3 +271,19 @@ def test_median_of_an_even_count_is_the_mean_of_the_two_middle_values():
     mask = torch.tensor([[True, True, True, False, True]])
     assert float(masked_median(v, mask)) == pytest.approx(4.5)  # median of 1, 4, 5, 100
     assert float(masked_median(v, torch.tensor([[True, False, True, False, True]]))) == 5.0
+
+
+def test_summary_names_the_labelling_choice_and_the_interval_method(tiny_raw):
+    from overconf.report.tables import summary_markdown
+
+    raw = dict(tiny_raw, attacks=["max_score", "lira", {"name": "rmia", "unlabelled": "target_class"}])
+    cfg = config_from_dict(raw)
+    rows = [{"model": "m", "seed": 0, "setting": "baseline", "attack": a, "source": src, "metric": "fpr", "value": 0.5}
+            for a in ("max_score", "lira_online", "rmia_online_target_class") for src in ("test", "digits")]
+    text = summary_markdown(rows, cfg)
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0].endswith("| unlabelled |")
+    assert table[1].startswith("| max_score |") and table[1].endswith("| – |")
+    assert table[2].startswith("| lira_online |") and table[2].endswith("| own_class |")
+    assert table[3].endswith("| target_class |")
+    assert "Clopper-Pearson" in text and "FPR <= x" in text
