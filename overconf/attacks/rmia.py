@@ -10,8 +10,9 @@ LR_z is computed the same way on a seeded population sample z that no model trai
 noise) take p(x | theta) = p(c_theta | x; theta) at each model's own predicted class c_theta, i.e.
 max_c p(c | x; theta), for the target and every reference model alike (``unlabelled:
 own_class``, default), or every model's probability of the target's predicted class
-(``unlabelled: target_class``, the former behaviour, which favours the target). The target's probabilities are what it releases (``Signals.log_probs``, calibrated); the
-reference models' are the softmax of their logits. A point outside the reference data (OOD,
+(``unlabelled: target_class``, the former behaviour, which favours the target). The target's
+probabilities are what it releases (``Signals.log_probs``, calibrated); the reference models'
+are the softmax of their logits. A point outside the reference data (OOD,
 noise) has no IN model, so online p(y_x | x) is the OUT mean there.
 """
 from __future__ import annotations

@@ -3,8 +3,7 @@
 Members are positives. ROC, AUROC and AUPR come from scikit-learn on the same scores.
 
 Intervals: every rate at the fitted threshold (TPR, FPR) gets an exact binomial Clopper-Pearson
-interval (``fpr_ci_low/high``, ``tpr_ci_low/high``), which
-keeps its width at a rate of 0 or 1 where a percentile bootstrap of 0/1 decisions collapses to
+interval (``fpr_ci_low/high``, ``tpr_ci_low/high``), which keeps its width at a rate of 0 or 1 where a percentile bootstrap of 0/1 decisions collapses to
 [0, 0] or [1, 1]. The TPR at a target FPR, a rate at a threshold chosen from the data, gets an
 exact bootstrap interval (:func:`bootstrap_tpr_at_fpr`). "TPR at x FPR" is read at ROC points
 with FPR <= x (Carlini et al.'s ``fig_fpr_tpr.py`` uses FPR < x).
@@ -152,8 +151,7 @@ def membership_metrics(
 ) -> dict[str, float]:
     """TPR, FPR, precision (also at each member prior), accuracy, balanced accuracy and advantage
     (TPR - FPR) at the fitted threshold; over the ROC: AUROC, AUPR, advantage (max TPR - FPR),
-    FPR at 95% TPR, TPR at each FPR target with the FPR reached; bootstrap intervals for the FPR
-    and for the TPR at each FPR target.
+    FPR at 95% TPR, TPR at each FPR target with the FPR reached.
 
     Intervals: Clopper-Pearson for the TPR and the FPR at the threshold (``tpr_ci_*``,
     ``fpr_ci_*``), the exact bootstrap for the TPR at each FPR target (read at FPR <= target)."""
