@@ -139,7 +139,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     ref = torch.randn(n, k, c, generator=g) * 2
     target = torch.randn(n, c, generator=g, dtype=torch.float64) * 2
     labels = torch.randint(0, c, (n,), generator=g)
-    labels[:5] = -1  # unlabelled inputs: the target's predicted class
+    labels[:5] = -1  # unlabelled inputs: the target's predicted class (unlabelled: target_class)
     keep = balanced_keep(n, k, g)
     z_ref = torch.randn(z, k, c, generator=g) * 2
     z_target = torch.randn(z, c, generator=g, dtype=torch.float64) * 2
@@ -147,7 +147,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     s = Signals(target.log_softmax(1), labels, {
         "reference_logits": ref, "reference_keep": keep, "population_log_probs": z_target.log_softmax(1),
         "population_labels": z_labels, "population_reference_logits": z_ref})
-    got = ATTACKS["rmia"](online=online, a=a, gamma=gamma).score(s)
+    got = ATTACKS["rmia"](online=online, a=a, gamma=gamma, unlabelled="target_class").score(s)
     y = s.labels_or_predicted.tolist()
     expected = rmia_loop(target.softmax(1).tolist(), y, ref.double().softmax(-1).tolist(), keep.tolist(),
                          z_target.softmax(1).tolist(), z_labels.tolist(), z_ref.double().softmax(-1).tolist(),
@@ -156,7 +156,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     assert len(set(expected)) > 5  # the fixture is not degenerate
     # population signals are not per-point rows: a subset keeps them whole
     sub = s.subset(slice(0, 10))
-    assert torch.equal(ATTACKS["rmia"](online=online, a=a, gamma=gamma).score(sub), got[:10])
+    assert torch.equal(ATTACKS["rmia"](online=online, a=a, gamma=gamma, unlabelled="target_class").score(sub), got[:10])
 
 
 # ----------------------------------------------------------------------------- training
