@@ -6,7 +6,6 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 
 from overconf.metrics import (expected_calibration_error, membership_metrics, mmps,
                               overconfidence_error)
-from overconf.metrics.membership import bootstrap_interval
 
 
 @pytest.fixture
@@ -44,17 +43,6 @@ def test_tpr_at_low_fpr_reports_reached_fpr():
     m = membership_metrics(s_in, s_out, 100.0, n_boot=10)
     assert m["fpr_reached_0.01"] == 0.0
     assert m["tpr_at_fpr_0.01"] == pytest.approx(0.75)  # 9.5, 20 and 30 beat every non-member
-
-
-def test_bootstrap_interval_covers_and_is_seeded():
-    d = torch.zeros(1000)
-    d[:300] = 1
-    a = bootstrap_interval(d, n_boot=500, confidence=0.95, generator=torch.Generator().manual_seed(1))
-    b = bootstrap_interval(d, n_boot=500, confidence=0.95, generator=torch.Generator().manual_seed(1))
-    assert a == b
-    se = (0.3 * 0.7 / 1000) ** 0.5
-    assert a[0] == pytest.approx(0.3 - 1.96 * se, abs=0.01)
-    assert a[1] == pytest.approx(0.3 + 1.96 * se, abs=0.01)
 
 
 def test_mmps_per_confusion_cell():
@@ -119,20 +107,6 @@ def test_clopper_pearson_has_one_home():
     from overconf.metrics.membership import clopper_pearson
 
     assert streamed is clopper_pearson
-
-
-def test_tpr_at_fpr_intervals_keep_their_values(scores):
-    """The FPR interval no longer draws resamples, but the TPR-at-FPR bootstrap that follows it on
-    the same generator keeps its former values (a former-style run, reproduced here)."""
-    from overconf.metrics.membership import bootstrap_tpr_at_fpr
-
-    s_in, s_out = scores
-    g = torch.Generator().manual_seed(11)
-    bootstrap_interval(s_out >= 0.5, n_boot=300, confidence=0.95, generator=g)  # what the FPR used to draw
-    before = bootstrap_tpr_at_fpr(s_in, s_out, [0.01, 0.001], n_boot=300, confidence=0.95, generator=g)
-    m = membership_metrics(s_in, s_out, 0.5, n_boot=300, generator=torch.Generator().manual_seed(11))
-    for t, (lo, hi) in before.items():
-        assert (m[f"tpr_at_fpr_{t:g}_ci_low"], m[f"tpr_at_fpr_{t:g}_ci_high"]) == (lo, hi)
 
 
 def test_tpr_at_fpr_reads_points_with_fpr_at_most_the_target():

@@ -59,34 +59,6 @@ def rate_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def skip_decision_bootstrap(n: int, n_boot: int, generator: torch.Generator) -> None:
-    """Advance ``generator`` exactly as the former percentile bootstrap of the FPR drew its
-    resamples (``n_boot`` x ``n`` indices, in the same chunks), so the TPR-at-FPR bootstrap that
-    follows it keeps the values it had (results of existing studies stay unchanged)."""
-    if n == 0 or n_boot <= 0:
-        return
-    chunk = max(1, 2_000_000 // n)
-    for i in range(0, n_boot, chunk):
-        torch.randint(n, (min(chunk, n_boot - i), n), generator=generator)
-
-
-def bootstrap_interval(decisions: torch.Tensor, *, n_boot: int, confidence: float,
-                       generator: torch.Generator) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of 0/1 ``decisions``."""
-    n = len(decisions)
-    if n == 0 or n_boot <= 0:
-        return float("nan"), float("nan")
-    d = decisions.double()
-    means = torch.empty(n_boot, dtype=torch.float64)
-    chunk = max(1, 2_000_000 // n)
-    for i in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - i)
-        means[i: i + b] = d[torch.randint(n, (b, n), generator=generator)].mean(1)
-    alpha = (1 - confidence) / 2
-    lo, hi = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
-    return float(lo), float(hi)
-
-
 def advantage(fpr: np.ndarray, tpr: np.ndarray) -> float:
     """Membership advantage max_t (TPR(t) - FPR(t)) over the ROC (Yeom et al. 2018)."""
     return float(np.max(tpr - fpr))
@@ -187,7 +159,6 @@ def membership_metrics(
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     m["tpr_ci_low"], m["tpr_ci_high"] = rate_interval(tp, n_in, confidence)
     m["fpr_ci_low"], m["fpr_ci_high"] = rate_interval(fp, n_out, confidence)
-    skip_decision_bootstrap(n_out, n_boot, g)
     intervals = bootstrap_tpr_at_fpr(s_in, s_out, fpr_targets, n_boot=n_boot, confidence=confidence, generator=g)
     for target, (lo, hi) in intervals.items():
         m[f"tpr_at_fpr_{target:g}_ci_low"], m[f"tpr_at_fpr_{target:g}_ci_high"] = lo, hi
