@@ -31,7 +31,7 @@ def write_report(result) -> None:
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
         from .comparison import load_run, write_comparison
 
-        _, section = write_comparison([load_run(run_dir)], run_dir, figures=result.config.report.figures,
+        _, section = write_comparison([load_run(run_dir, require_complete=False)], run_dir, figures=result.config.report.figures,
                                       figures_dir=run_dir / "figures", level=2)
         text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,8 +26,10 @@ import yaml
 from scipy.stats import wasserstein_distance
 
 from ..cache import atomic_write_text
-from ..errors import OverconfError
+from ..errors import IncompleteRunError, OverconfError
 from .tables import Table, markdown_table, ordered
+
+log = logging.getLogger("overconf")
 
 DEFAULT_ATTACK = "max_score"
 TPR_AT = "tpr_at_fpr_0.01"
@@ -51,12 +55,34 @@ class RunData:
         return self.run_dir.name
 
 
-def load_run(run_dir: str | Path) -> RunData:
+def check_complete(run_dir: Path) -> None:
+    """Refuse a run whose status.json is not 'complete' (failed, interrupted, killed or still
+    running); a folder without status.json predates status files and is read as before."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except FileNotFoundError:
+        status = None
+    except (OSError, ValueError):
+        status = {"status": "unreadable status.json"}
+    if status is None:
+        log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
+    elif status.get("status") != "complete":
+        detail = {"running": f"still running or killed (started {status.get('started', '?')}, "
+                             f"pid {status.get('pid', '?')})"}.get(status.get("status"), status.get("status"))
+        if status.get("error"):
+            detail += f": {status['error']}"
+        raise IncompleteRunError(f"'{run_dir}' is not a finished run ({detail}); wait for it, or run it again "
+                                 f"with 'overconf run CONFIG --out {run_dir} --overwrite', or leave it out")
+
+
+def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
     """config.yaml + results.json + per_sample.pt of a finished ``overconf run``."""
     from .per_sample import load_per_sample
     from .tables import load_rows
 
     run_dir = Path(run_dir)
+    if require_complete:
+        check_complete(run_dir)
     for name in ("config.yaml", "results.json", "per_sample.pt"):
         if not (run_dir / name).is_file():
             raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")
