@@ -112,13 +112,22 @@ def _claim(run_dir: Path) -> bool:
     return True
 
 
+def _ended_without_results(run_dir: Path) -> bool:
+    """True for a folder whose status.json says the run failed or was interrupted."""
+    try:
+        return json.loads((run_dir / STATUS).read_text()).get("status") in ("failed", "interrupted")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overwrite: bool = False) -> Path:
     """Create and claim the run folder; never write into another run's folder.
 
     Without ``run_dir``: ``<output_dir>/<name>-<stamp>``, or with a suffix ``-2``, ``-3``... when
     that is taken (two runs started in the same second). With ``run_dir``: a new or empty folder
     is used; one that holds a run is refused unless ``overwrite``, which clears it first (only a
-    folder that looks like a run: status.json, config.yaml or results.csv)."""
+    folder that looks like a run: status.json, config.yaml or results.csv). A failed or
+    interrupted run's folder is cleared and reused ("re-run to resume" needs no --overwrite)."""
     try:
         if run_dir is None:
             base = default_run_dir(cfg)
@@ -137,9 +146,15 @@ def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overw
             raise RunFolderError(f"run folder '{path}' is a file; pass another --out")
         if path.is_dir() and any(path.iterdir()):
             looks_like_run = any((path / n).exists() for n in (STATUS, "config.yaml", "results.csv"))
+            if _ended_without_results(path):  # a failed or interrupted run: re-running it replaces it
+                log.info("replacing the unfinished run in %s", path)
+                overwrite = True
             if not overwrite:
-                raise RunFolderError(f"run folder '{path}' already holds a run (or other files); pass another "
-                                     f"--out, or --overwrite to delete it and run again")
+                what = "a run" if looks_like_run else "other files"
+                if (path / STATUS).exists() and not (path / "results.csv").exists():
+                    what = "a run that is still running or was killed"
+                raise RunFolderError(f"run folder '{path}' already holds {what}; pass another --out, or "
+                                     f"--overwrite to delete it and run again")
             if not looks_like_run:
                 raise RunFolderError(f"'{path}' is not an overconf run folder (no {STATUS}, config.yaml or "
                                      f"results.csv); --overwrite clears only run folders: pass another --out")

@@ -12,7 +12,8 @@ import overconf.study as study_mod
 import overconf.trained as trained
 from overconf.cli import main
 from overconf.config import config_from_dict
-from overconf.errors import (IncompleteRunError, RunFolderError, StorageError, TrainingDivergedError)
+from overconf.errors import (ConfigError, IncompleteRunError, RunFolderError, StorageError,
+                             TrainingDivergedError)
 from overconf.report.comparison import load_run
 from overconf.study import Study
 
@@ -157,3 +158,16 @@ def test_a_model_at_chance_level_is_flagged_in_summary_and_log(tmp_path, caplog)
     assert "target model small_resnet / baseline / seed 0 is at chance level" in summary
     assert "chance level" in caplog.text
     assert _status(result.run_dir)["warnings"] == result.warnings != []
+
+
+def test_a_failed_run_folder_is_reused_by_the_rerun(shared, tmp_path):
+    """'re-run to resume' needs no --overwrite: only complete (or running) runs are protected."""
+    raw = _raw(shared)
+    with pytest.raises(ConfigError):
+        Study(config_from_dict(raw | {"data": raw["data"] | {"eval_size": 10**6}}), tmp_path / "r").run()
+    assert _status(tmp_path / "r")["status"] == "failed"
+    result = Study(config_from_dict(raw), tmp_path / "r").run()
+    assert _status(result.run_dir)["status"] == "complete"
+    (tmp_path / "r" / "status.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(RunFolderError, match="--overwrite"):
+        Study(config_from_dict(raw), tmp_path / "r").run()
