@@ -112,12 +112,17 @@ def _claim(run_dir: Path) -> bool:
     return True
 
 
+def _status_of(run_dir: Path) -> str | None:
+    """The status recorded in ``run_dir/status.json`` (None if absent or unreadable)."""
+    try:
+        return json.loads((run_dir / STATUS).read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _ended_without_results(run_dir: Path) -> bool:
     """True for a folder whose status.json says the run failed or was interrupted."""
-    try:
-        return json.loads((run_dir / STATUS).read_text()).get("status") in ("failed", "interrupted")
-    except (OSError, ValueError, AttributeError):
-        return False
+    return _status_of(run_dir) in ("failed", "interrupted")
 
 
 def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overwrite: bool = False) -> Path:
@@ -151,7 +156,7 @@ def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overw
                 overwrite = True
             if not overwrite:
                 what = "a run" if looks_like_run else "other files"
-                if (path / STATUS).exists() and not (path / "results.csv").exists():
+                if _status_of(path) == "running":
                     what = "a run that is still running or was killed"
                 raise RunFolderError(f"run folder '{path}' already holds {what}; pass another --out, or "
                                      f"--overwrite to delete it and run again")

@@ -169,5 +169,5 @@ def test_a_failed_run_folder_is_reused_by_the_rerun(shared, tmp_path):
     result = Study(config_from_dict(raw), tmp_path / "r").run()
     assert _status(result.run_dir)["status"] == "complete"
     (tmp_path / "r" / "status.json").write_text(json.dumps({"status": "running"}))
-    with pytest.raises(RunFolderError, match="--overwrite"):
+    with pytest.raises(RunFolderError, match="still running or was killed.*--overwrite"):
         Study(config_from_dict(raw), tmp_path / "r").run()
