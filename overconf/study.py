@@ -212,8 +212,8 @@ class Study:
                              finished=datetime.datetime.now().isoformat(timespec="seconds"), error=error)
             except OSError:
                 pass
-            log.error("run %s: %s; marked %s in %s (models already trained stay cached)", self.run_dir,
-                      error, "interrupted" if interrupted else "failed", self.run_dir / STATUS)
+            log.error("run %s %s (%s); marked in %s; models already trained stay cached", self.run_dir,
+                      "interrupted" if interrupted else "failed", type(e).__name__, self.run_dir / STATUS)
             raise
         write_status(self.run_dir, "complete", started=started,
                      finished=datetime.datetime.now().isoformat(timespec="seconds"), warnings=self.warnings)

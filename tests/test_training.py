@@ -160,3 +160,21 @@ def test_batched_reference_training_stops_on_divergence():
     with pytest.raises(TrainingDivergedError, match="model 0.*lr=1000"):
         train_batched([job.build(), job.build()], job.inputs(), job.labels, keep, recipe, seeds=[0, 1],
                       dropout_seed=0, device=torch.device("cpu"), progress=False)
+
+
+def test_a_non_finite_generator_is_never_stored(tmp_path, monkeypatch):
+    import overconf.gan.training as gan_training
+    from overconf.data import load_dataset
+    from overconf.errors import TrainingDivergedError
+    from tests.test_gan import job
+
+    def nan_generator(gen, *args, **kw):
+        with torch.no_grad():
+            next(gen.parameters()).fill_(float("nan"))
+        return [], 0.0
+
+    monkeypatch.setattr(gan_training, "train_gan", nan_generator)
+    j = job(load_dataset("fashion_mnist"), steps=2)
+    with pytest.raises(TrainingDivergedError, match="gan.lr"):
+        gan_training.load_or_train_generator(j, Cache(tmp_path), torch.device("cpu"), progress=False)
+    assert Cache(tmp_path).load("generators", j.key) is None
