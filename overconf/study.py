@@ -206,7 +206,7 @@ class Study:
             result = self._run(report)
         except BaseException as e:
             interrupted = isinstance(e, KeyboardInterrupt)
-            error = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
+            error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             try:
                 write_status(self.run_dir, "interrupted" if interrupted else "failed", started=started,
                              finished=datetime.datetime.now().isoformat(timespec="seconds"), error=error)

@@ -64,6 +64,8 @@ def check_complete(run_dir: Path) -> None:
         status = None
     except (OSError, ValueError):
         status = {"status": "unreadable status.json"}
+    if status is not None and not isinstance(status, dict):
+        status = {"status": "unreadable status.json"}
     if status is None:
         log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
     elif status.get("status") != "complete":
