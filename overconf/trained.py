@@ -75,7 +75,7 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
                   checkpoint_every: float = 60.0) -> TrainedClassifier:
     key = job.key
     model = job.build()
-    found = cache.load("models", key)
+    found = _finite_or_none(cache.load("models", key), cache, key, job.name)
     if found is None:
         with cache.lock("models", key, job.name):  # another run may be training it: wait, then reuse
             found = cache.load("models", key)
@@ -84,6 +84,17 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
     cache.hits += 1
     model.load_state_dict(found["state_dict"])
     return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+
+
+def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
+    """A stored model with non-finite weights (cached by an overconf without the check) is
+    discarded and retrained rather than used."""
+    if found is not None and not all(bool(torch.isfinite(v).all()) for v in found["state_dict"].values()
+                                     if v.is_floating_point()):
+        log.warning("cached model of %s has non-finite weights; discarding it and training again", name)
+        cache.discard("models", key)
+        return None
+    return found
 
 
 def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device: torch.device, progress: bool,

@@ -178,3 +178,18 @@ def test_a_non_finite_generator_is_never_stored(tmp_path, monkeypatch):
     with pytest.raises(TrainingDivergedError, match="gan.lr"):
         gan_training.load_or_train_generator(j, Cache(tmp_path), torch.device("cpu"), progress=False)
     assert Cache(tmp_path).load("generators", j.key) is None
+
+
+def test_a_cached_non_finite_model_is_discarded_and_retrained(tmp_path):
+    """Caches written before the check may hold NaN models: they are not used."""
+    job = make_job(epochs=1)
+    cache = Cache(tmp_path)
+    good = load_or_train(job, cache, torch.device("cpu"), progress=False)
+    stored = cache.load("models", job.key)
+    stored["state_dict"] = {k: v.clone().fill_(float("nan")) if v.is_floating_point() else v
+                            for k, v in stored["state_dict"].items()}
+    cache.save("models", job.key, stored)
+    again = load_or_train(job, cache, torch.device("cpu"), progress=False)
+    assert all(torch.isfinite(v).all() for v in again.model.state_dict().values() if v.is_floating_point())
+    assert torch.equal(again.model.head.weight, good.model.head.weight)  # retrained, reproducibly
+    assert torch.isfinite(cache.load("models", job.key)["state_dict"]["head.weight"]).all()
