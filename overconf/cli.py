@@ -41,7 +41,7 @@ def cmd_run(args) -> int:
         cfg.device = args.device
     if args.no_progress:
         cfg.progress = False
-    study = Study(cfg, args.out)
+    study = Study(cfg, args.out, overwrite=args.overwrite)
     result = study.run()
     print((result.run_dir / "summary.md").read_text())
     print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
@@ -150,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cached model and output; writes results.csv/json, summary.md, "
                                    "figures/ and tensorboard/ to the run folder.")
     study_arguments(r)
-    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>)")
+    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>, a new folder for every "
+                                 "run); a folder that holds a run is refused unless --overwrite")
+    r.add_argument("--overwrite", action="store_true",
+                   help="with --out: delete the run already in that folder (results, figures, tensorboard/) first")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",

@@ -3,7 +3,9 @@
 A classifier's key hashes its training images and labels, normalization, architecture and
 parameters, recipe and seed. Re-running a study loads every model that exists; changing one
 setting retrains only the models it touches. During training a resumable state is saved at
-most every ``checkpoint_every`` seconds, so a killed run continues where it stopped.
+most every ``checkpoint_every`` seconds, so a killed run continues where it stopped. Runs
+sharing a cache train a model once: the second waits on the key's file lock and loads it. A
+model with non-finite weights is never stored (:func:`overconf.training.check_finite`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .config import Recipe
 from .device import to_cpu
 from .models import Classifier, build_model
 from .seeding import isolated_rng
-from .training import TrainState, train_classifier
+from .training import TrainState, check_finite, train_classifier
 
 log = logging.getLogger(__name__)
 TRAIN_VERSION = 1
@@ -73,11 +75,31 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
                   checkpoint_every: float = 60.0) -> TrainedClassifier:
     key = job.key
     model = job.build()
-    found = cache.load("models", key)
-    if found is not None:
-        cache.hits += 1
-        model.load_state_dict(found["state_dict"])
-        return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+    found = _finite_or_none(cache.load("models", key), cache, key, job.name)
+    if found is None:
+        with cache.lock("models", key, job.name):  # another run may be training it: wait, then reuse
+            found = cache.load("models", key)
+            if found is None:
+                return _train_and_store(job, model, cache, device, progress, checkpoint_every)
+    cache.hits += 1
+    model.load_state_dict(found["state_dict"])
+    return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+
+
+def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
+    """A stored model with non-finite weights (cached by an overconf without the check) is
+    discarded and retrained rather than used."""
+    if found is not None and not all(bool(torch.isfinite(v).all()) for v in found["state_dict"].values()
+                                     if v.is_floating_point()):
+        log.warning("cached model of %s has non-finite weights; discarding it and training again", name)
+        cache.discard("models", key)
+        return None
+    return found
+
+
+def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device: torch.device, progress: bool,
+                     checkpoint_every: float) -> TrainedClassifier:
+    key = job.key
     cache.misses += 1
     resume = cache.load("partial", key)
     resume_state = TrainState(**resume) if resume is not None else None
@@ -92,9 +114,10 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
                                resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)
-    cache.save("models", key, {"state_dict": to_cpu(model.state_dict()), "history": history,
+    state_dict = to_cpu(model.state_dict())
+    check_finite(state_dict, job.name, job.recipe)
+    cache.save("models", key, {"state_dict": state_dict, "history": history,
                                "arch": job.arch, "params": job.params,
                                "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
     cache.discard("partial", key)
     return TrainedClassifier(key, model.eval(), history, job)
-

@@ -5,9 +5,12 @@ generator and slices batches from it. bf16 autocast and channels_last on CUDA. L
 accumulated on the device and read once per epoch, so the GPU is not waiting on Python.
 Dropout draws from torch's global RNG inside :func:`isolated_rng`, so training is reproducible
 and leaves the caller's RNG untouched; a :class:`TrainState` lets a killed run resume.
+Training stops with :class:`~overconf.errors.TrainingDivergedError` after the first epoch whose
+mean loss is non-finite or above ``DIVERGED_LOSS * log K`` (the loss of a uniform guess is log K).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -18,7 +21,42 @@ from tqdm.auto import tqdm
 
 from .config import Recipe
 from .device import autocast, memory_format, to_device_images
+from .errors import TrainingDivergedError
 from .seeding import derive_seed, isolated_rng
+
+DIVERGED_LOSS = 100.0
+"""An epoch's mean loss above DIVERGED_LOSS * log(K) (100 times a uniform guess over K classes)
+counts as diverged, like a non-finite one: no healthy training gets there."""
+
+
+def divergence_error(desc: str, recipe: Recipe, detail: str) -> TrainingDivergedError:
+    """The error for a diverged training: what happened and which recipe values to change."""
+    values = f"optimizer={recipe.optimizer}, lr={recipe.lr:g}"
+    if recipe.optimizer == "sgd":
+        values += f", momentum={recipe.momentum:g}"
+    values += f", batch_size={recipe.batch_size}, weight_decay={recipe.weight_decay:g}"
+    return TrainingDivergedError(
+        f"training of {desc} diverged ({detail}) with recipe {values}; lower recipe.lr (e.g. --set "
+        f"recipe.lr={recipe.lr / 10:g}, or the lr of the model's or setting's recipe override) or change "
+        f"recipe.optimizer / batch_size / weight_decay. Nothing was cached for this model")
+
+
+def check_diverged(loss: float, num_classes: int, epoch: int, desc: str, recipe: Recipe) -> None:
+    """Raise :func:`divergence_error` if an epoch's mean ``loss`` is non-finite or exploding."""
+    if not math.isfinite(loss):
+        raise divergence_error(desc, recipe, f"loss {loss} in epoch {epoch}")
+    if loss > DIVERGED_LOSS * math.log(max(num_classes, 2)):
+        raise divergence_error(desc, recipe, f"loss {loss:.4g} in epoch {epoch}, more than {DIVERGED_LOSS:g} "
+                                             f"times the {math.log(max(num_classes, 2)):.3g} of a uniform guess")
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], desc: str, recipe: Recipe) -> None:
+    """Raise :func:`divergence_error` if any floating-point parameter or buffer is NaN or infinite
+    (called before a model is stored: a non-finite model is never cached)."""
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise divergence_error(desc, recipe, f"non-finite weights in {', '.join(bad[:3])}"
+                                             f"{' ...' if len(bad) > 3 else ''}")
 
 
 @dataclass
@@ -102,6 +140,7 @@ def train_classifier(
                 correct += (out.detach().argmax(1) == yb).sum()
             stats = {"epoch": epoch + 1, "loss": loss_sum.item() / n, "accuracy": correct.item() / n,
                      "seconds": time.perf_counter() - t0}
+            check_diverged(stats["loss"], out.shape[-1], epoch + 1, desc, recipe)  # before any state is saved
             history.append(stats)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}")
             if on_epoch is not None:

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ..config import Recipe
 from ..device import autocast
 from ..seeding import derive_seed, isolated_rng
-from ..training import _get_global_rng, _set_global_rng, make_optimizer
+from ..training import _get_global_rng, _set_global_rng, check_diverged, check_finite, make_optimizer
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -126,6 +126,8 @@ def train_batched(
                 correct += (out.detach().argmax(2) == yb).sum(1)
             seconds = time.perf_counter() - t0
             losses, accs = (loss_sum / m).tolist(), (correct.float() / m).tolist()
+            for j, loss_j in enumerate(losses):  # before any state is saved
+                check_diverged(loss_j, out.shape[-1], epoch + 1, f"{desc}, model {j}", recipe)
             for j in range(g):
                 histories[j].append({"epoch": epoch + 1, "loss": losses[j], "accuracy": accs[j],
                                      "seconds": seconds / g})
@@ -135,6 +137,8 @@ def train_batched(
                                     optimizer.state_dict(), [gen.get_state() for gen in gens],
                                     _get_global_rng(device), [list(h) for h in histories]))
     state_dicts = [unstack(params, j) | unstack(buffers, j) for j in range(g)]
+    for j, sd in enumerate(state_dicts):  # a non-finite model is never returned, so never cached
+        check_finite(sd, f"{desc}, model {j}", recipe)
     return state_dicts, histories
 
 

@@ -147,6 +147,16 @@ class ReferenceSet:
 
     def _train_group(self, ks: list[int], cache: Cache, device: torch.device, progress: bool,
                      checkpoint_every: float = 60.0) -> list[dict[str, torch.Tensor]]:
+        """Under the group's file lock: another run sharing the cache may have trained them meanwhile."""
+        group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
+        with cache.lock("partial", group_key, f"reference models {ks[0]}-{ks[-1]}"):
+            stored = [cache.load("models", self.model_keys[k]) for k in ks]
+            if all(s is not None for s in stored):
+                return [s["state_dict"] for s in stored]
+            return self._train_group_unlocked(ks, cache, device, progress, checkpoint_every)
+
+    def _train_group_unlocked(self, ks: list[int], cache: Cache, device: torch.device, progress: bool,
+                              checkpoint_every: float = 60.0) -> list[dict[str, torch.Tensor]]:
         jobs = [self.job(k) for k in ks]
         models = [j.build() for j in jobs]
         group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})

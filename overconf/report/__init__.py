@@ -31,7 +31,8 @@ def write_report(result) -> None:
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
         from .comparison import load_run, write_comparison
 
-        _, section = write_comparison([load_run(run_dir)], run_dir, figures=result.config.report.figures,
+        run = load_run(run_dir, require_complete=False)  # being written: marked complete after the report
+        _, section = write_comparison([run], run_dir, figures=result.config.report.figures,
                                       figures_dir=run_dir / "figures", level=2)
         text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from ..cache import atomic_write_text
-from ..errors import ConfigError, DataError, OverconfError
+from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
 from ..yamlio import load_yaml
 from .tables import Table, markdown_table, ordered
+
+log = logging.getLogger("overconf")
 
 DEFAULT_ATTACK = "max_score"
 TPR_AT = "tpr_at_fpr_0.01"
@@ -66,12 +69,36 @@ def _damaged(run_dir: Path, name: str, why: str) -> DataError:
                      f"config.yaml: cached models and outputs make that quick) or leave this run out")
 
 
-def load_run(run_dir: str | Path) -> RunData:
+def check_complete(run_dir: Path) -> None:
+    """Refuse a run whose status.json is not 'complete' (failed, interrupted, killed or still
+    running); a folder without status.json predates status files and is read as before."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except FileNotFoundError:
+        status = None
+    except (OSError, ValueError):
+        status = {"status": "unreadable status.json"}
+    if status is not None and not isinstance(status, dict):
+        status = {"status": "unreadable status.json"}
+    if status is None:
+        log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
+    elif status.get("status") != "complete":
+        detail = {"running": f"still running or killed (started {status.get('started', '?')}, "
+                             f"pid {status.get('pid', '?')})"}.get(status.get("status"), status.get("status"))
+        if status.get("error"):
+            detail += f": {status['error']}"
+        raise IncompleteRunError(f"'{run_dir}' is not a finished run ({detail}); wait for it, or run it again "
+                                 f"with 'overconf run CONFIG --out {run_dir} --overwrite', or leave it out")
+
+
+def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
     """config.yaml + results.json + per_sample.pt of a finished ``overconf run``; a missing or
-    damaged file is an error naming it."""
+    damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
     from .per_sample import load_per_sample
 
     run_dir = Path(run_dir)
+    if require_complete:
+        check_complete(run_dir)
     for name in ("config.yaml", "results.json", "per_sample.pt"):
         if not (run_dir / name).is_file():
             raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")

@@ -122,6 +122,8 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
             f"- evaluation: {cfg.data.eval_size} target members vs {cfg.data.eval_size} non-members per source "
             f"(a source with fewer samples is compared with a seeded equal-size subset of the members); "
             f"attacks fitted on {cfg.data.fit_size} + {cfg.data.fit_size} shadow samples", ""]
+    if result is not None and getattr(result, "warnings", None):
+        out += ["**Warnings**", ""] + [f"- {w}" for w in result.warnings] + [""]
     for model in models:
         for setting in settings:
             out += [f"## {model} / {setting}", ""]
