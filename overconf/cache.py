@@ -46,6 +46,8 @@ def check_writable(folder: str | Path, what: str, fix: str) -> None:
     """Create ``folder`` and a probe file in it (one block, fsync'ed), then remove the probe: a
     read-only, full or forbidden folder fails here, before anything is computed."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise StorageError(f"the {what} '{folder}' is a file, not a folder; move the file away or {fix}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".overconf-probe-", suffix=".tmp")
@@ -58,7 +60,6 @@ def check_writable(folder: str | Path, what: str, fix: str) -> None:
             Path(probe).unlink(missing_ok=True)
     except OSError as e:
         raise storage_error(e, folder, what, fix) from e
-
 
 
 def tensor_digest(t: torch.Tensor) -> str:

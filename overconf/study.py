@@ -32,7 +32,7 @@ from .config import Component, ModelSpec, Setting, StudyConfig, source_label
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
 from .data.sources import image_digests, without_members
 from .device import resolve_device
-from .errors import ConfigError, RunFolderError
+from .errors import ConfigError, RunFolderError, StorageError
 from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
@@ -134,6 +134,9 @@ def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overw
     is used; one that holds a run is refused unless ``overwrite``, which clears it first (only a
     folder that looks like a run: status.json, config.yaml or results.csv). A failed or
     interrupted run's folder is cleared and reused ("re-run to resume" needs no --overwrite)."""
+    out = Path(cfg.output_dir)
+    if run_dir is None and out.exists() and not out.is_dir():
+        raise StorageError(f"the output folder '{out}' is a file, not a folder; move the file away or {OUTPUT_FIX}")
     try:
         if run_dir is None:
             base = default_run_dir(cfg)
