@@ -10,20 +10,24 @@ log = logging.getLogger("overconf")
 
 
 def write_report(result) -> None:
-    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir."""
+    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir.
+    Figures and TensorBoard records whose content was drawn before come from the cache
+    (``report/artifacts.py``): a fully cached rerun draws nothing."""
+    from .artifacts import report_cache
     from .per_sample import write_per_sample
 
     run_dir = result.run_dir
+    cache = report_cache(result)
     write_rows(result.rows, run_dir)
     write_per_sample(result, run_dir / "per_sample.pt")
     if result.config.report.figures:
         from .figures import study_figures
 
-        study_figures(result, run_dir / "figures")
+        study_figures(result, run_dir / "figures", cache)
     if result.config.report.tensorboard:
         from .tensorboard import write_tensorboard
 
-        write_tensorboard(result, run_dir / "tensorboard")
+        write_tensorboard(result, run_dir / "tensorboard", cache)
     from .gan import write_gan_report
 
     write_gan_report(result, run_dir)

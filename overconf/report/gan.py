@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .figures import slug  # noqa: E402
-from .tables import Table, markdown_table, ordered  # noqa: E402
+from .artifacts import plt
+from .figures import slug
+from .tables import Table, markdown_table, ordered
 
 GAN_SOURCES = ("fake", "fake_conditional")
 
