@@ -44,6 +44,9 @@ def stream_figures(result, folder: Path) -> list[Path]:
 
 def gan_tensorboard(result, folder: Path) -> None:
     """Per cell: stream/<attack>/{fpr,fpr_ci_low,fpr_ci_high,flagged} at step M; search grids."""
+    if not any(c.extensions.get("stream") is not None or c.extensions.get("search") is not None
+               for c in result.cells):
+        return  # nothing to log: skip the TensorBoard and torchvision imports (seconds)
     from torch.utils.tensorboard import SummaryWriter
     from torchvision.utils import make_grid
 
