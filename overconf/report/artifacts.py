@@ -2,10 +2,11 @@
 
 A fully cached rerun computes the same rows and tensors as the run before it, so drawing its
 figures again would produce the same bytes. Each artefact is keyed by the content it shows (the
-result rows and tensors it reads, its options), the report's drawing code (the bytes of the
-``overconf/report`` sources) and the matplotlib / tensorboard versions; the rendered bytes are
-stored in the run's cache under ``figures/`` and ``tensorboard/``, and a rerun copies them
-instead of drawing. Editing the drawing code or changing any shown value draws anew.
+result rows and tensors it reads, its options), the drawing code (the bytes of the
+``overconf/report`` and ``overconf/metrics`` sources) and the matplotlib / tensorboard versions;
+the rendered bytes are stored in the run's cache under ``figures/`` and ``tensorboard/``, and a
+rerun copies them instead of drawing. Editing the drawing code or changing any shown value
+draws anew.
 """
 from __future__ import annotations
 
@@ -46,10 +47,11 @@ def _version(package: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 over the report package's sources and the drawing libraries' versions: a figure
-    drawn by other code is never reused."""
+    """SHA-256 over the sources of the report package and of the metrics it draws with (the ROC
+    curve) and the drawing libraries' versions: a figure drawn by other code is never reused."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for path in sorted(here.glob("*.py")) + sorted((here.parent / "metrics").glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for package in ("matplotlib", "tensorboard", "numpy", "torch"):
         h.update(f"{package}={_version(package)}\0".encode())

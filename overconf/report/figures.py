@@ -158,9 +158,11 @@ def study_figures(result, folder: Path, cache=None) -> list[Path]:
         sources = roc_sources(cell, result.config)
         if cell.scores and sources:
             shown = cell_rows(result, cell)
+
+            def draw_roc(cell=cell, shown=shown, sources=sources):
+                return roc_figure(cell, shown, sources)
+
             path = folder / f"roc_{slug(cell.model)}_{slug(cell.setting)}_s{cell.seed}.png"
-            written.append(cached_png(cache, path, labels | {"scores": pairs(cell.scores), "rows": shown,
-                                                             "sources": sources},
-                                      lambda cell=cell, shown=shown, sources=sources: roc_figure(cell, shown, sources),
-                                      dpi=120))
+            content = labels | {"scores": pairs(cell.scores), "rows": shown, "sources": sources}
+            written.append(cached_png(cache, path, content, draw_roc, dpi=120))
     return written
