@@ -56,7 +56,7 @@ class ImageDataset:
             counts = torch.bincount(self.train_x[:, channel].reshape(-1), minlength=256).tolist()
             s1 = sum(v * c for v, c in enumerate(counts))
             s2 = sum(v * v * c for v, c in enumerate(counts))
-            means.append(float(Fraction(s1, 255 * n)))
+            means.append(float(Fraction(s1, 255 * n)) if n else math.nan)
             stds.append(math.sqrt(float(Fraction(n * s2 - s1 * s1, n * (n - 1) * 255 * 255))) if n > 1 else math.nan)
         as_tensor = lambda v: torch.tensor(v, dtype=torch.float64).float().view(-1, 1, 1)  # noqa: E731
         return as_tensor(means), as_tensor(stds)
