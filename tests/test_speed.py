@@ -68,6 +68,7 @@ def two_runs(tmp_path_factory):
     raw["recipe"]["epochs"] = 1
     raw["sources"] = ["test", "gaussian"]
     raw["report"] = {"figures": True, "tensorboard": True, "fp_grid": 8}
+    raw["settings"] = {"baseline": {}, "t10": {"calibration": {"name": "temperature", "T": 10}}}  # comparison
     first = Study(config_from_dict(raw), tmp / "first").run()
 
     calls = {"train": 0, "savefig": 0, "histogram": 0}
@@ -102,7 +103,8 @@ def test_cached_rerun_writes_the_same_results_and_report_files(two_runs):
     assert values(first.run_dir / "results.csv") == values(second.run_dir / "results.csv")
     a, b = report_files(first.run_dir), report_files(second.run_dir)
     assert sorted(a) == sorted(b)
-    assert any(k.startswith("figures/") for k in a) and any("/events#" in k for k in a)
+    assert any(k.startswith("figures/fpr_bars") for k in a) and any("/events#" in k for k in a)
+    assert any(k.startswith("figures/tradeoff") for k in a) and "comparison.csv" in a
     for name in a:
         if "/events#" in name:
             records = event_records(a[name])

@@ -36,7 +36,7 @@ def write_report(result) -> None:
         from .comparison import load_run, write_comparison
 
         _, section = write_comparison([load_run(run_dir)], run_dir, figures=result.config.report.figures,
-                                      figures_dir=run_dir / "figures", level=2)
+                                      figures_dir=run_dir / "figures", level=2, cache=cache)
         text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)
 

@@ -88,3 +88,17 @@ def cached_png(cache: Cache | None, path: Path, content: Any, draw: Callable[[],
             cache.save("figures", key, data)
     atomic_write_bytes(path, data)
     return path
+
+
+def cached_file(cache: Cache | None, path: Path, content: Any, write: Callable[[Path], Any]) -> Path:
+    """Like :func:`cached_png` for a drawing function that saves its figure itself: ``write(path)``
+    runs only when no file of the same content by the same code is stored."""
+    key = artifact_key(f"file:{path.name}", content)
+    data = cache.load("figures", key) if cache is not None else None
+    if isinstance(data, bytes):
+        atomic_write_bytes(path, data)
+        return path
+    write(path)
+    if cache is not None:
+        cache.save("figures", key, path.read_bytes())
+    return path
