@@ -1,7 +1,9 @@
 """Trained classifiers, cached by the content of everything that determines them.
 
 A classifier's key hashes its training images and labels, normalization, architecture and
-parameters, recipe and seed. Re-running a study loads every model that exists; changing one
+parameters, recipe and seed; of the recipe, the fields it had when keys were introduced and any
+later field set to a non-default value (:data:`RECIPE_KEY_FIELDS`), so adding a recipe field with
+a default keeps every cached model valid. Re-running a study loads every model that exists; changing one
 setting retrains only the models it touches. During training a resumable state is saved at
 most every ``checkpoint_every`` seconds, so a killed run continues where it stopped. Runs
 sharing a cache train a model once: the second waits on the key's file lock and loads it. A
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .cache import Cache, content_key, tensor_digest
+from .cache import Cache, content_key, set_values, tensor_digest
 from .config import Recipe
 from .device import to_cpu
 from .models import Classifier, build_model
@@ -25,6 +27,11 @@ from .training import TrainState, check_finite, train_classifier
 
 log = logging.getLogger(__name__)
 TRAIN_VERSION = 1
+RECIPE_KEY_FIELDS = ("epochs", "optimizer", "lr", "momentum", "batch_size", "weight_decay", "label_smoothing",
+                     "dropout")
+"""The :class:`~overconf.config.Recipe` fields of TRAIN_VERSION 1: they always enter a model's key
+(as when the key held the whole recipe, so those keys are unchanged); a field added since enters
+only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
 
 
 @dataclass
@@ -48,7 +55,7 @@ class ClassifierJob:
     def key(self) -> str:
         return content_key({
             "kind": "classifier", "version": TRAIN_VERSION, "arch": self.arch, "params": self.params,
-            "recipe": dataclasses.asdict(self.recipe), "seed": self.seed,
+            "recipe": set_values(self.recipe, RECIPE_KEY_FIELDS), "seed": self.seed,
             "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
             "mean": self.mean, "std": self.std, "num_classes": self.num_classes,
         })

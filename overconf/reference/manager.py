@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..cache import Cache, content_key, tensor_digest
+from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
 from ..errors import ConfigError
 from ..device import to_cpu
@@ -256,7 +256,7 @@ def reference_set(study, job: ClassifierJob) -> ReferenceSet:
     per study, seed, architecture and recipe)."""
     arch, params, recipe = reference_spec(study, job)
     memo = _SETS.setdefault(study, {})
-    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": dataclasses.asdict(recipe)})
+    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
     if spec in memo:
         return memo[spec]
     r, ds = study.cfg.reference, study.dataset
