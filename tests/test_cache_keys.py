@@ -9,7 +9,7 @@ from overconf.cache import content_key, set_values
 from overconf.config import Recipe
 from overconf.gan.config import GanRecipe
 from overconf.gan.training import GanJob
-from overconf.trained import ClassifierJob
+from overconf.training.jobs import ClassifierJob
 
 IMAGES = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
 LABELS = torch.tensor([0, 1])

@@ -15,7 +15,7 @@ with ``attacker: uncalibrated`` the study recipe without the setting's overrides
 ``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
 the target's and the shadow's queries share one reference set. Model k has seed
 ``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
-images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
+images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.training.jobs.ClassifierJob`
 entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
 slightly). Batched groups save a resumable state at most every minute, and each finished model
 is stored on its own, so a killed run keeps every finished model.
@@ -37,8 +37,9 @@ from ..errors import ConfigError
 from ..device import to_cpu
 from ..models import build_model
 from ..seeding import derive_seed, generator
-from ..trained import ClassifierJob, load_or_train
-from .batched import GroupState, has_batchnorm, stacked_logits, train_batched
+from ..training.jobs import ClassifierJob, load_or_train
+from ..training.batched import GroupState, has_batchnorm, train_batched
+from .logits import stacked_logits
 from .keep import balanced_keep
 
 log = logging.getLogger(__name__)

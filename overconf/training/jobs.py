@@ -7,7 +7,7 @@ a default keeps every cached model valid. Re-running a study loads every model t
 setting retrains only the models it touches. During training a resumable state is saved at
 most every ``checkpoint_every`` seconds, so a killed run continues where it stopped. Runs
 sharing a cache train a model once: the second waits on the key's file lock and loads it. A
-model with non-finite weights is never stored (:func:`overconf.training.check_finite`).
+model with non-finite weights is never stored (:func:`overconf.training.step.check_finite`).
 """
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from typing import Any
 
 import torch
 
-from .cache import Cache, content_key, set_values, tensor_digest
-from .config import Recipe
-from .device import to_cpu
-from .models import Classifier, build_model
-from .seeding import isolated_rng
-from .training import TrainState, check_finite, train_classifier
+from ..cache import Cache, content_key, set_values, tensor_digest
+from ..config import Recipe
+from ..device import to_cpu
+from ..models import Classifier, build_model
+from ..seeding import isolated_rng
+from .hooks import DEFAULT_HOOKS, TrainingHooks
+from .loop import TrainState, train_classifier
+from .step import check_finite
 
 log = logging.getLogger(__name__)
 TRAIN_VERSION = 1
@@ -50,15 +52,21 @@ class ClassifierJob:
     params: dict[str, Any] = field(default_factory=dict)
     name: str = "model"
     """display name only (not part of the key)"""
+    hooks: TrainingHooks | None = None
+    """training hooks of a training-time defense (:mod:`overconf.training.hooks`); None: plain
+    training. Keyed by ``hooks.describe()`` when set (a job without hooks keeps its key)."""
 
     @property
     def key(self) -> str:
-        return content_key({
+        what = {
             "kind": "classifier", "version": TRAIN_VERSION, "arch": self.arch, "params": self.params,
             "recipe": set_values(self.recipe, RECIPE_KEY_FIELDS), "seed": self.seed,
             "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
             "mean": self.mean, "std": self.std, "num_classes": self.num_classes,
-        })
+        }
+        if self.hooks is not None:
+            what["hooks"] = self.hooks.describe()
+        return content_key(what)
 
     def build(self) -> Classifier:
         c, h, _ = self.images.shape[1:]
@@ -120,7 +128,8 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
                                                               "optimizer": to_cpu(state.optimizer)})
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
-                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)
+                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
+                               hooks=job.hooks or DEFAULT_HOOKS)
     state_dict = to_cpu(model.state_dict())
     check_finite(state_dict, job.name, job.recipe)
     cache.save("models", key, {"state_dict": state_dict, "history": history,
