@@ -154,3 +154,18 @@ def test_hooks_enter_the_model_key_only_when_set():
     assert dataclasses.replace(job, hooks=None).key == job.key
     assert dataclasses.replace(job, hooks=Noisy()).key != job.key
     assert ClassifierJob.__dataclass_fields__["hooks"].default is None
+
+
+def test_reference_models_train_with_their_hooks_in_both_modes(tmp_path):
+    """A ReferenceSet's hooks reach sequential and batched training, and enter the model keys."""
+    from overconf.cache import Cache
+    from tests.test_reference import reference_set
+
+    for mode in ("sequential", "batched"):
+        plain = reference_set(mode, k=2, epochs=3)
+        rs = dataclasses.replace(plain, hooks=StopAfterOneEpoch())
+        assert set(rs.model_keys).isdisjoint(plain.model_keys)
+        cache = Cache(tmp_path / mode)
+        rs.state_dicts([0, 1], cache, CPU)
+        for key in rs.model_keys:
+            assert [h["epoch"] for h in cache.load("models", key)["history"]] == [1], mode

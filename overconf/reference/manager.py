@@ -39,6 +39,7 @@ from ..models import build_model
 from ..seeding import derive_seed, generator
 from ..training.jobs import ClassifierJob, load_or_train
 from ..training.batched import GroupState, has_batchnorm, train_batched
+from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
 from .logits import stacked_logits
 from .keep import balanced_keep
 
@@ -74,6 +75,8 @@ class ReferenceSet:
     population_x: torch.Tensor
     """model inputs of RMIA's population sample z [Z, C, H, W]"""
     population_labels: torch.Tensor
+    hooks: TrainingHooks | None = None
+    """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
 
     @property
     def num_models(self) -> int:
@@ -83,7 +86,7 @@ class ReferenceSet:
         member = self.keep[:, k]
         return ClassifierJob(self.arch, self.recipe, self.seeds[k], self.images[member], self.labels[member],
                              self.mean, self.std, self.num_classes, params=self.params,
-                             name=f"reference {k}/{self.num_models} {self.arch}")
+                             name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks)
 
     @cached_property
     def model_keys(self) -> list[str]:
@@ -178,7 +181,8 @@ class ReferenceSet:
             models, self.inputs(), self.labels, self.keep[:, ks], self.recipe, seeds=seeds,
             dropout_seed=derive_seed(0, "reference", "dropout", *seeds), device=device,
             resume=GroupState(**resume) if resume is not None else None, on_epoch=on_epoch,
-            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)")
+            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)",
+            hooks=self.hooks or DEFAULT_HOOKS)
         for k, sd, hist in zip(ks, sds, histories):
             cache.save("models", self.model_keys[k], {
                 "state_dict": sd, "history": hist, "arch": self.arch, "params": self.params,
