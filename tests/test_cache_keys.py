@@ -68,3 +68,14 @@ def test_every_recipe_field_changes_the_key(field):
     special = {"optimizer": "sgd", "epochs": 3, "batch_size": 7}
     other = special[field] if field in special else (default / 2 if default else 0.25)
     assert job(Recipe(**{field: other})).key != job(Recipe()).key
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_reference_model_keys_keep_with_a_new_recipe_field_at_its_default(mode):
+    from tests.test_reference import reference_set
+
+    rs = reference_set(mode, k=2)
+    same = dataclasses.replace(rs, recipe=Extended(**dataclasses.asdict(rs.recipe)))
+    assert same.model_keys == rs.model_keys and same.key == rs.key
+    other = dataclasses.replace(rs, recipe=Extended(**dataclasses.asdict(rs.recipe), noise_multiplier=1.0))
+    assert set(other.model_keys).isdisjoint(rs.model_keys) and other.key != rs.key
