@@ -91,6 +91,28 @@ def canonical(obj: Any) -> Any:
     raise TypeError(f"cannot build a content key from {type(obj).__name__}")
 
 
+def set_values(obj: Any, always: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of dataclass ``obj`` that enter a cache key: every field named in ``always``,
+    every field without a default, and every other field whose value differs from its default.
+
+    ``always`` lists the fields a key held when it was introduced (then all of them, by
+    ``dataclasses.asdict``), so those keys stay unchanged; a field added later with a default
+    enters only once it is set, so adding it keeps every cached entry valid."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            out[f.name] = value
+            continue
+        if f.name in always or value != default:
+            out[f.name] = value
+    return out
+
+
 def content_key(obj: Any, length: int = 24) -> str:
     text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]

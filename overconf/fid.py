@@ -23,7 +23,7 @@ from .device import to_device_images
 from .errors import ConfigError
 from .outputs import cached_outputs
 from .seeding import derive_seed
-from .trained import ClassifierJob, TrainedClassifier, load_or_train
+from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -50,9 +50,9 @@ class SignalContext:
     pool: str | None = None
     """'train' or 'test': the pool ``pool_index`` refers to"""
     job: Any = None
-    """the queried model's :class:`~overconf.trained.ClassifierJob` (architecture, recipe, seed)"""
+    """the queried model's :class:`~overconf.training.jobs.ClassifierJob` (architecture, recipe, seed)"""
     attacker_job: Any = None
-    """the attacker's shadow :class:`~overconf.trained.ClassifierJob`, whose recipe reference
+    """the attacker's shadow :class:`~overconf.training.jobs.ClassifierJob`, whose recipe reference
     models follow (None: ``job``)"""
 
 

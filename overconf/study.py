@@ -38,7 +38,7 @@ from .metrics import (accuracy, expected_calibration_error, membership_metrics, 
 from .outputs import Outputs, cached_outputs
 from .seeding import derive_seed, generator
 from .signals import SIGNALS, SignalContext, as_request, cached_signal
-from .trained import ClassifierJob, TrainedClassifier, load_or_train
+from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
 

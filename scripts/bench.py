@@ -193,10 +193,10 @@ def reference_models(args, device):
 @bench("reference_batched")
 def bench_reference_batched(args, device) -> dict:
     """Reference-model training, models x images / s: K SalemCNNs trained at once
-    (overconf.reference.batched: torch.func stacked parameters under vmap, one Adam) vs the same
+    (overconf.training.batched: torch.func stacked parameters under vmap, one Adam) vs the same
     K trained one after another with train_classifier ("bare"); same device, data, recipe
     (batch 64, Adam), seeds and keep matrix."""
-    from overconf.reference.batched import train_batched
+    from overconf.training.batched import train_batched
 
     x, y, keep, build = reference_models(args, device)
     recipe = Recipe(epochs=1, batch_size=args.ref_batch, lr=1e-3)
@@ -217,7 +217,7 @@ def bench_reference_batched(args, device) -> dict:
 def bench_reference_outputs(args, device) -> dict:
     """Reference-model scoring, models x images / s: stacked_logits (vmap over K models, eval
     mode) vs compute_outputs model by model ("bare")."""
-    from overconf.reference.batched import stacked_logits
+    from overconf.reference.logits import stacked_logits
 
     x, _, _, build = reference_models(args, device)
     models = [m.to(device) for m in build()]

@@ -14,7 +14,8 @@ from overconf.config import Recipe, config_from_dict
 from overconf.errors import ConfigError
 from overconf.models import build_model
 from overconf.reference import balanced_keep
-from overconf.reference.batched import stacked_logits, train_batched
+from overconf.reference.logits import stacked_logits
+from overconf.training.batched import train_batched
 from overconf.reference.manager import ReferenceSet
 from overconf.seeding import isolated_rng
 from overconf.study import Study
@@ -326,7 +327,7 @@ def test_queried_points_know_their_reference_models(reference_run):
 def test_reference_models_follow_the_attackers_recipe(tiny_raw, tmp_path):
     """With ``attacker: uncalibrated`` the attacker does not know the defense: its shadow and its
     reference models use the plain study recipe, the baseline's (one reference set, trained once)."""
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
     from overconf.reference import manager
 
     raw = copy.deepcopy(tiny_raw) | copy.deepcopy(REF_TINY)
@@ -356,7 +357,7 @@ def test_reference_models_follow_the_attackers_recipe(tiny_raw, tmp_path):
 def test_a_second_run_trains_nothing_and_reproduces_the_results(reference_run, tmp_path):
     import json
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     result, raw = reference_run
     trained_calls = []

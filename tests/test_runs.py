@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import overconf.study as study_mod
-import overconf.trained as trained
+import overconf.training.jobs as trained
 from overconf.cli import main
 from overconf.config import config_from_dict
 from overconf.errors import (ConfigError, IncompleteRunError, RunFolderError, StorageError,

@@ -59,7 +59,7 @@ def two_runs(tmp_path_factory):
     import matplotlib.figure
     import torch.utils.tensorboard
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
     from tests.conftest import TINY
 
     tmp = tmp_path_factory.mktemp("speed")

@@ -4,7 +4,7 @@ import torch
 from overconf.cache import Cache
 from overconf.config import Recipe
 from overconf.outputs import compute_outputs
-from overconf.trained import ClassifierJob, load_or_train
+from overconf.training.jobs import ClassifierJob, load_or_train
 
 
 def make_job(seed=0, epochs=3, dropout=0.2) -> ClassifierJob:
@@ -30,7 +30,7 @@ def test_training_is_reproducible_and_leaves_global_rng_alone(tmp_path):
 def test_killed_training_resumes_where_it_stopped(tmp_path, monkeypatch):
     full = load_or_train(make_job(epochs=4), Cache(tmp_path / "full"), torch.device("cpu"), progress=False)
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     cache = Cache(tmp_path / "killed")
     real = trained.train_classifier
@@ -86,7 +86,7 @@ def test_two_runs_sharing_a_cache_train_a_model_once(tmp_path, monkeypatch):
     import threading
     import time
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     real, calls = trained.train_classifier, []
 
@@ -132,7 +132,7 @@ def test_diverging_training_stops_with_a_clear_error_and_caches_nothing(tmp_path
 
 
 def test_a_non_finite_model_is_never_stored(tmp_path, monkeypatch):
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
     from overconf.errors import TrainingDivergedError
 
     def nan_weights(model, *args, **kw):
@@ -151,7 +151,7 @@ def test_batched_reference_training_stops_on_divergence():
     import dataclasses
 
     from overconf.errors import TrainingDivergedError
-    from overconf.reference.batched import train_batched
+    from overconf.training.batched import train_batched
 
     job = make_job(dropout=0.0)
     recipe = dataclasses.replace(job.recipe, lr=1000.0, optimizer="sgd")

@@ -1,7 +1,7 @@
 """GAN training on device-resident images, cached under kind "generators" by content.
 
 A generator's key hashes its training images and labels, architecture and parameters, whether it
-is class-conditional, the recipe and the seed: never anything it generates (regenerated images
+is class-conditional, the recipe (its set values: :data:`GAN_RECIPE_KEY_FIELDS`) and the seed: never anything it generates (regenerated images
 differ bit-wise across GPUs; the training content does not). Loss: the non-saturating GAN loss
 (Goodfellow et al. 2014), L_D = softplus(-D(x)) + softplus(D(G(z))), L_G = softplus(-D(G(z))),
 with Adam (lr 2e-4, beta1 0.5) as in DCGAN. Batches and latents come from seeded generators on the
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import Cache, content_key, tensor_digest
+from ..cache import Cache, content_key, set_values, tensor_digest
 from ..device import autocast, memory_format, to_cpu, to_device_images
 from ..errors import ConfigError, TrainingDivergedError
 from ..seeding import derive_seed, generator, isolated_rng
@@ -33,6 +33,9 @@ from .sampling import class_labels, latent
 
 log = logging.getLogger(__name__)
 GAN_VERSION = 1
+GAN_RECIPE_KEY_FIELDS = ("steps", "batch_size", "lr", "beta1", "beta2")
+"""The GanRecipe fields of GAN_VERSION 1, always in a generator's key; a field added since enters
+only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
 GRID = 64
 
 
@@ -56,8 +59,8 @@ class GanJob:
     def key(self) -> str:
         return content_key({
             "kind": "generator", "version": GAN_VERSION, "arch": self.arch, "params": self.params,
-            "conditional": self.conditional, "recipe": dataclasses.asdict(self.recipe), "seed": self.seed,
-            "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
+            "conditional": self.conditional, "recipe": set_values(self.recipe, GAN_RECIPE_KEY_FIELDS),
+            "seed": self.seed, "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
             "num_classes": self.num_classes,
         })
 

@@ -15,7 +15,7 @@ with ``attacker: uncalibrated`` the study recipe without the setting's overrides
 ``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
 the target's and the shadow's queries share one reference set. Model k has seed
 ``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
-images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
+images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.training.jobs.ClassifierJob`
 entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
 slightly). Batched groups save a resumable state at most every minute, and each finished model
 is stored on its own, so a killed run keeps every finished model.
@@ -31,14 +31,16 @@ from typing import Any
 
 import torch
 
-from ..cache import Cache, content_key, tensor_digest
+from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
 from ..errors import ConfigError
 from ..device import to_cpu
 from ..models import build_model
 from ..seeding import derive_seed, generator
-from ..trained import ClassifierJob, load_or_train
-from .batched import GroupState, has_batchnorm, stacked_logits, train_batched
+from ..training.jobs import ClassifierJob, load_or_train
+from ..training.batched import GroupState, has_batchnorm, train_batched
+from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
+from .logits import stacked_logits
 from .keep import balanced_keep
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class ReferenceSet:
     population_x: torch.Tensor
     """model inputs of RMIA's population sample z [Z, C, H, W]"""
     population_labels: torch.Tensor
+    hooks: TrainingHooks | None = None
+    """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
 
     @property
     def num_models(self) -> int:
@@ -82,7 +86,7 @@ class ReferenceSet:
         member = self.keep[:, k]
         return ClassifierJob(self.arch, self.recipe, self.seeds[k], self.images[member], self.labels[member],
                              self.mean, self.std, self.num_classes, params=self.params,
-                             name=f"reference {k}/{self.num_models} {self.arch}")
+                             name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks)
 
     @cached_property
     def model_keys(self) -> list[str]:
@@ -177,7 +181,8 @@ class ReferenceSet:
             models, self.inputs(), self.labels, self.keep[:, ks], self.recipe, seeds=seeds,
             dropout_seed=derive_seed(0, "reference", "dropout", *seeds), device=device,
             resume=GroupState(**resume) if resume is not None else None, on_epoch=on_epoch,
-            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)")
+            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)",
+            hooks=self.hooks or DEFAULT_HOOKS)
         for k, sd, hist in zip(ks, sds, histories):
             cache.save("models", self.model_keys[k], {
                 "state_dict": sd, "history": hist, "arch": self.arch, "params": self.params,
@@ -256,7 +261,7 @@ def reference_set(study, job: ClassifierJob) -> ReferenceSet:
     per study, seed, architecture and recipe)."""
     arch, params, recipe = reference_spec(study, job)
     memo = _SETS.setdefault(study, {})
-    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": dataclasses.asdict(recipe)})
+    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
     if spec in memo:
         return memo[spec]
     r, ds = study.cfg.reference, study.dataset

@@ -1,11 +1,13 @@
 """Trained classifiers, cached by the content of everything that determines them.
 
 A classifier's key hashes its training images and labels, normalization, architecture and
-parameters, recipe and seed. Re-running a study loads every model that exists; changing one
+parameters, recipe and seed; of the recipe, the fields it had when keys were introduced and any
+later field set to a non-default value (:data:`RECIPE_KEY_FIELDS`), so adding a recipe field with
+a default keeps every cached model valid. Re-running a study loads every model that exists; changing one
 setting retrains only the models it touches. During training a resumable state is saved at
 most every ``checkpoint_every`` seconds, so a killed run continues where it stopped. Runs
 sharing a cache train a model once: the second waits on the key's file lock and loads it. A
-model with non-finite weights is never stored (:func:`overconf.training.check_finite`).
+model with non-finite weights is never stored (:func:`overconf.training.step.check_finite`).
 """
 from __future__ import annotations
 
@@ -16,15 +18,22 @@ from typing import Any
 
 import torch
 
-from .cache import Cache, content_key, tensor_digest
-from .config import Recipe
-from .device import to_cpu
-from .models import Classifier, build_model
-from .seeding import isolated_rng
-from .training import TrainState, check_finite, train_classifier
+from ..cache import Cache, content_key, set_values, tensor_digest
+from ..config import Recipe
+from ..device import to_cpu
+from ..models import Classifier, build_model
+from ..seeding import isolated_rng
+from .hooks import DEFAULT_HOOKS, TrainingHooks
+from .loop import TrainState, train_classifier
+from .step import check_finite
 
 log = logging.getLogger(__name__)
 TRAIN_VERSION = 1
+RECIPE_KEY_FIELDS = ("epochs", "optimizer", "lr", "momentum", "batch_size", "weight_decay", "label_smoothing",
+                     "dropout")
+"""The :class:`~overconf.config.Recipe` fields of TRAIN_VERSION 1: they always enter a model's key
+(as when the key held the whole recipe, so those keys are unchanged); a field added since enters
+only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
 
 
 @dataclass
@@ -43,15 +52,21 @@ class ClassifierJob:
     params: dict[str, Any] = field(default_factory=dict)
     name: str = "model"
     """display name only (not part of the key)"""
+    hooks: TrainingHooks | None = None
+    """training hooks of a training-time defense (:mod:`overconf.training.hooks`); None: plain
+    training. Keyed by ``hooks.describe()`` when set (a job without hooks keeps its key)."""
 
     @property
     def key(self) -> str:
-        return content_key({
+        what = {
             "kind": "classifier", "version": TRAIN_VERSION, "arch": self.arch, "params": self.params,
-            "recipe": dataclasses.asdict(self.recipe), "seed": self.seed,
+            "recipe": set_values(self.recipe, RECIPE_KEY_FIELDS), "seed": self.seed,
             "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
             "mean": self.mean, "std": self.std, "num_classes": self.num_classes,
-        })
+        }
+        if self.hooks is not None:
+            what["hooks"] = self.hooks.describe()
+        return content_key(what)
 
     def build(self) -> Classifier:
         c, h, _ = self.images.shape[1:]
@@ -113,7 +128,8 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
                                                               "optimizer": to_cpu(state.optimizer)})
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
-                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name)
+                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
+                               hooks=job.hooks or DEFAULT_HOOKS)
     state_dict = to_cpu(model.state_dict())
     check_finite(state_dict, job.name, job.recipe)
     cache.save("models", key, {"state_dict": state_dict, "history": history,
