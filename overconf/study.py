@@ -14,6 +14,7 @@ it first), and ``status.json`` records ``running`` -> ``complete`` (written last
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import os
@@ -26,13 +27,17 @@ import torch
 import yaml
 
 from .attacks import ATTACKS, Attack, Fitted, Signals
+from . import registries as _registries  # noqa: F401  (registers every built-in member and hook)
 from .cache import Cache, atomic_write_text, check_writable, storage_error
 from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
 from .config import Component, ModelSpec, Setting, StudyConfig, source_label
+from .contexts import SeedContext
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
 from .data.sources import image_digests, without_members
 from .device import resolve_device
 from .errors import ConfigError, RunFolderError, StorageError
+from .gan.generators import seed_generator
+from .hooks import CellContext, run_cell_hooks
 from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
@@ -196,6 +201,8 @@ class Study:
         self.dataset = None
         self.splits: Splits | None = None
         self.seed: int | None = None
+        self.context: SeedContext | None = None
+        """the current seed's context: what sources, signals, attacks and hooks read"""
 
     # ------------------------------------------------------------------ top level
     def run(self, report: bool = True) -> StudyResult:
@@ -233,6 +240,7 @@ class Study:
         for seed in cfg.seeds:
             self.seed = seed
             self.splits = make_splits(self.dataset, cfg.data.splits, seed)
+            self.context = self.seed_context(seed, self.splits)
             self._check_sizes()
             self._check_signals()
             sources = self.build_sources(seed)  # before any training: bad sources fail early
@@ -250,6 +258,11 @@ class Study:
 
             write_report(result)
         return result
+
+    def seed_context(self, seed: int, splits: Splits) -> SeedContext:
+        cfg = self.cfg
+        return SeedContext(seed, self.dataset, splits, self.cache, self.device, cfg.data, cfg.reference, cfg.gan,
+                           cfg.metrics, tuple(cfg.models), cfg.progress, self.gan_log_dir)
 
     def warn_chance_level(self, cell: Cell, rows: list[dict]) -> None:
         """Warn (log and summary) when a target or shadow model's test accuracy is within
@@ -277,11 +290,11 @@ class Study:
     def _check_signals(self) -> None:
         """Attacks and signal producers validate the study (sizes, architectures) before any training."""
         for attack in self.attacks:
-            attack.check(self)
+            attack.check(self.context)
         for name in sorted({as_request(r).name for a in self.attacks for r in a.requires}):
             check = getattr(SIGNALS[name], "check", None)
             if check is not None:
-                check(self)
+                check(self.context)
 
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
@@ -294,7 +307,7 @@ class Study:
             ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
                                 generator(seed, "source", label), seed, self.cfg.data.root,
                                 self.cfg.data.download, self.device, self.cache, self.cfg.progress,
-                                config=self.cfg, log_dir=self.gan_log_dir)
+                                gan=self.cfg.gan, generator_for=functools.partial(seed_generator, self.context))
             data = without_members(label, SOURCES[comp.name](ctx, **params), members, self.cfg.data.overlap)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
@@ -364,15 +377,15 @@ class Study:
         for attack in self.attacks:
             rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
                                      signals[("shadow", "nonmembers")])
-        rows += self.gan_hook_rows(cell)
+        rows += self.hook_rows(cell)
         return cell, rows
 
-    def gan_hook_rows(self, cell: Cell) -> list[dict]:
-        """After a cell is evaluated: streaming FPR over fresh GAN fakes and the latent search
-        against its target and fitted attacks (``gan.stream``, ``gan.search``; off by default)."""
-        from .gan.hooks import gan_hook_rows
-
-        return [self._row(cell, *r) for r in gan_hook_rows(self, cell)]
+    def hook_rows(self, cell: Cell) -> list[dict]:
+        """After a cell is evaluated: the registered post-cell hooks (overconf.hooks; the GAN
+        streaming FPR and latent search, ``gan.stream`` / ``gan.search``, off by default)."""
+        view = CellContext(cell.seed, cell.model, cell.setting, cell.target, cell.target_calibration,
+                           dict(cell.fitted), tuple(self.attacks), cell.extensions)
+        return [self._row(cell, *r) for r in run_cell_hooks(self.context, view)]
 
     @staticmethod
     def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:
@@ -420,7 +433,7 @@ class Study:
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self, pool_index, pool, trained.job, attacker_job)
+                                self.cache, self.context, pool_index, pool, trained.job, attacker_job)
             value = cached_signal(req, ctx)
             # the model's outputs on other inputs (augmented queries, a population sample) are
             # released like its own: through the setting's calibration
