@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("components", ("overconf.attacks", "overconf.calibrations", "overconf.defenses", "overconf.gan",
                     "overconf.reference", "overconf.metrics", "overconf.fid")),
     ("report", ("overconf.report",)),
-    ("runner", ("overconf.study", "overconf.registries", "overconf.validation")),
+    ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.registries",
+                "overconf.validation")),
     ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf")),
 ]
 """The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""
