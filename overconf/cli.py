@@ -103,7 +103,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .registries import ALL
+    from .catalog import ALL
 
     families = [args.family] if args.family else list(ALL)
     for fam in families:

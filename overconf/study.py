@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import registries as _registries  # noqa: F401  (registers every built-in member and hook)
+from . import catalog as _catalog  # noqa: F401  (registers every built-in member and hook)
 from .attacks import ATTACKS, Attack, Signals
 from .cache import Cache, atomic_write_text, check_writable
 from .calibrations import CALIBRATIONS, Calibration, CalibrationContext

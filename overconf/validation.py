@@ -11,7 +11,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from . import registries as R
+from . import catalog as R
 from .config import StudyConfig, parse_config, read_config
 from .config.convert import check as _check
 from .errors import ConfigError

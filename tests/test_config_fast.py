@@ -66,7 +66,7 @@ print('ok')
 
 def test_names_table_matches_the_registries():
     from overconf.names import NAMES
-    from overconf.registries import ALL
+    from overconf.catalog import ALL
 
     registries = {r.family: r for r in ALL.values()}
     for family, names in NAMES.items():

@@ -1,4 +1,5 @@
-"""Every registry in one place (importing this module registers every built-in member).
+"""The catalog: every registry of every family in one place (importing this module registers every
+built-in member). The Registry class itself is overconf.registry.
 
 Runner layer: it imports every family (attacks, sources incl. GAN sources, reference signals, ...).
 """
