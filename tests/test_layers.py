@@ -164,6 +164,15 @@ def test_no_import_from_a_layer_above():
     assert not up, "imports from a layer above:\n" + "\n".join(up)
 
 
+MAX_LINES = 320
+"""issue 12: the largest module is at most ~300 lines (split by what the parts hold)"""
+
+
+def test_no_module_is_much_longer_than_300_lines():
+    long = {m: n for m, p in module_files().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them into modules named for what they hold): {long}"
+
+
 def test_the_config_schema_is_a_leaf():
     """overconf.config.schema imports only the config package's own modules and overconf.errors/names."""
     graph = import_graph()
