@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .device import to_device_images
 from .errors import ConfigError
-from .queries import eval_mode
+from .inference import eval_mode
 
 NORMS = ("l2", "linf")
 

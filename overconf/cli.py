@@ -31,10 +31,11 @@ examples:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config, validate_components
+    from .config import read_config
 
-    cfg = load_config(args.config, args.set or [], components=False)  # config errors before torch loads
+    cfg = read_config(args.config, args.set or [])  # config errors before torch loads
     from .study import Study
+    from .validation import validate_components
 
     validate_components(cfg)
     if args.device:
@@ -51,13 +52,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .config import load_config, validate_components
+    from .config import read_config
 
-    cfg = load_config(args.config, args.set or [], components=False)  # config errors before torch loads
+    cfg = read_config(args.config, args.set or [])  # config errors before torch loads
     if args.nrow is not None and args.nrow < 1:
         raise OverconfError(f"--nrow must be >= 1 (images per grid row), got {args.nrow}")
     from .device import resolve_device
     from .gan.export import write_samples
+    from .validation import validate_components
 
     validate_components(cfg)
     w = write_samples(cfg, args.out, n=args.n, device=resolve_device(args.device or cfg.device), psi=args.psi,
@@ -72,7 +74,8 @@ def cmd_sample(args) -> int:
 def cmd_compare(args) -> int:
     import datetime
 
-    from .report.comparison import attack_table, load_run, model_table, write_comparison
+    from .report.comparison_report import attack_table, model_table, write_comparison
+    from .report.runs import load_run
     from .report.tables import markdown_table
     from .report.verdicts import verdicts_markdown
 
@@ -100,7 +103,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .registries import ALL
+    from .catalog import ALL
 
     families = [args.family] if args.family else list(ALL)
     for fam in families:

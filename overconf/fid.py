@@ -99,7 +99,7 @@ class InceptionFeatures:
 
 def study_fid_features(fid, dataset, splits, seed: int, cache: Cache, device: torch.device,
                        progress: bool = False) -> FeatureExtractor:
-    """The feature extractor ``fid`` (a :class:`~overconf.gan.config.FidConfig`) asks for."""
+    """The feature extractor ``fid`` (a :class:`~overconf.config.gan.FidConfig`) asks for."""
     if fid.inception_weights:
         return InceptionFeatures(fid.inception_weights, device)
     idx = splits.reserve[: fid.train_images]

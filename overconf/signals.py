@@ -14,7 +14,8 @@ with ``population_``) a tensor about a fixed population sample that ``Signals.su
 whole, or an :class:`~overconf.outputs.Outputs` of the queried model on other inputs (e.g.
 augmented queries), which the study turns into predictive log-probabilities with the setting's
 calibration, exactly like the model's own outputs. A producer may carry ``key_extra(ctx)``
-(more content for its cache key) and ``check(study)`` (validation before any training).
+(more content for its cache key) and ``check(seed_ctx)`` (validation of the seed's
+:class:`~overconf.contexts.SeedContext` before any training).
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ from typing import Any, Union
 import torch
 
 from .cache import Cache, content_key, tensor_digest
+from .contexts import SeedContext
 from .registry import Registry
 
 SIGNALS: Registry = Registry("signal")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SignalContext:
     model: torch.nn.Module
     model_key: str
@@ -42,8 +44,9 @@ class SignalContext:
     """which set is queried: 'members', 'nonmembers' or 'source:<label>'"""
     device: torch.device
     cache: Cache
-    study: Any
-    """the running study (dataset, splits, config, seed) for producers that need more"""
+    context: SeedContext | None
+    """the seed's dataset, splits, seed and config sections, for producers that need more
+    (reference models); None outside a study"""
     pool_index: torch.Tensor | None = None
     """indices in the dataset's pool of the queried points, or of the images they were made from
     (transformed test images share their originals' keep status), where they come from it"""
@@ -93,5 +96,3 @@ def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor:
     key = content_key(what)
     return ctx.cache.get_or_create("signals", key, lambda: producer(ctx, **dict(req.params)))
 
-
-from .reference import signals as _reference_signals  # noqa: E402,F401  (registration)

@@ -6,177 +6,44 @@ The grid is seeds x models x settings. Every setting trains (or loads) its own t
 shadow with the setting's recipe; post-hoc calibrations are fitted per model on the held-out
 calibration split. Attacks are fitted on the shadow model's members vs non-members only.
 
-Run folders: a new folder is created exclusively (a default ``<name>-<stamp>`` that is taken gets a
-``-2``, ``-3``... suffix), a folder that holds a run is refused unless ``overwrite`` (which clears
-it first), and ``status.json`` records ``running`` -> ``complete`` (written last, atomically) or
-``failed`` / ``interrupted`` with the error; ``overconf compare`` reads only complete runs.
+Run folders and status.json: overconf.run_folder; cells, the result and its rows: overconf.cells.
+Components receive a frozen per-seed :class:`~overconf.contexts.SeedContext`, never the Study.
 """
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import os
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 
-from .attacks import ATTACKS, Attack, Fitted, Signals
-from .cache import Cache, atomic_write_text, check_writable, storage_error
+from . import catalog as _catalog  # noqa: F401  (registers every built-in member and hook)
+from .attacks import ATTACKS, Attack, Signals
+from .cache import Cache, atomic_write_text, check_writable
 from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
 from .config import Component, ModelSpec, Setting, StudyConfig, source_label
+from .contexts import SeedContext
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
 from .data.sources import image_digests, without_members
 from .device import resolve_device
-from .errors import ConfigError, RunFolderError, StorageError
-from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
-                      overconfidence_error)
+from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
+from .errors import ConfigError
+from .gan.generators import seed_generator
+from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
+from .run_folder import OUTPUT_FIX, STATUS, create_run_dir, default_run_dir, write_status
 from .seeding import derive_seed, generator
 from .signals import SIGNALS, SignalContext, as_request, cached_signal
 from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
 
-NO_ATTACK = "-"
-
-
-@dataclass
-class Cell:
-    """The evaluated signals of one (seed, model, setting): what attacks and figures read."""
-
-    seed: int
-    model: str
-    setting: str
-    members: Signals
-    sources: dict[str, Signals]
-    scores: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    """attack -> {'members' | source: per-sample scores}"""
-    thresholds: dict[str, float] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    """fitted calibration parameters per role"""
-    member_index: dict[str, torch.Tensor] = field(default_factory=dict)
-    """source -> the members it is evaluated against (all members, or a seeded subset of the
-    source's size when the source has fewer samples: member and non-member sets are equal-size)"""
-    fitted: dict[str, Fitted] = field(default_factory=dict, repr=False)
-    """attack label -> the attack fitted on the shadow (for streaming / search extensions)"""
-    target: TrainedClassifier | None = field(default=None, repr=False)
-    target_calibration: Calibration | None = field(default=None, repr=False)
-    extensions: dict[str, Any] = field(default_factory=dict, repr=False)
-    """results of post-evaluation hooks for the report (GAN 'stream' curve, latent 'search')"""
-
-
-@dataclass
-class StudyResult:
-    run_dir: Path
-    config: StudyConfig
-    rows: list[dict[str, Any]]
-    cells: list[Cell]
-    images: dict[tuple[int, str], torch.Tensor]
-    """(seed, source) -> uint8 images, for figures of confident false positives"""
-    cache_hits: int = 0
-    cache_misses: int = 0
-    warnings: list[str] = field(default_factory=list)
-    """problems the summary and the log point out (a model at chance level)"""
-
-
-STATUS = "status.json"
-"""{"status": running | complete | failed | interrupted, "started", "finished", "error"}; 'complete'
-is written atomically after every other artefact"""
 CHANCE_MARGIN = 0.05
 """a model whose test accuracy is at most 1/K + CHANCE_MARGIN is reported as at chance level"""
-OUTPUT_FIX = "choose another with --set output_dir=DIR or --out DIR"
-
-
-def default_run_dir(cfg: StudyConfig) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.output_dir) / f"{cfg.name}-{stamp}"
-
-
-def write_status(run_dir: Path, status: str, **info: Any) -> None:
-    """Record the run's state in ``run_dir/status.json`` (atomically)."""
-    info = {"status": status, **info}
-    atomic_write_text(run_dir / STATUS, json.dumps(info, indent=1) + "\n")
-
-
-def _claim(run_dir: Path) -> bool:
-    """Create ``run_dir/status.json`` exclusively (O_EXCL): True if this process owns the folder."""
-    try:
-        fd = os.open(run_dir / STATUS, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    except FileExistsError:
-        return False
-    os.close(fd)
-    return True
-
-
-def _status_of(run_dir: Path) -> str | None:
-    """The status recorded in ``run_dir/status.json`` (None if absent or unreadable)."""
-    try:
-        return json.loads((run_dir / STATUS).read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _ended_without_results(run_dir: Path) -> bool:
-    """True for a folder whose status.json says the run failed or was interrupted."""
-    return _status_of(run_dir) in ("failed", "interrupted")
-
-
-def create_run_dir(cfg: StudyConfig, run_dir: str | Path | None = None, *, overwrite: bool = False) -> Path:
-    """Create and claim the run folder; never write into another run's folder.
-
-    Without ``run_dir``: ``<output_dir>/<name>-<stamp>``, or with a suffix ``-2``, ``-3``... when
-    that is taken (two runs started in the same second). With ``run_dir``: a new or empty folder
-    is used; one that holds a run is refused unless ``overwrite``, which clears it first (only a
-    folder that looks like a run: status.json, config.yaml or results.csv). A failed or
-    interrupted run's folder is cleared and reused ("re-run to resume" needs no --overwrite)."""
-    out = Path(cfg.output_dir)
-    if run_dir is None and out.exists() and not out.is_dir():
-        raise StorageError(f"the output folder '{out}' is a file, not a folder; move the file away or {OUTPUT_FIX}")
-    try:
-        if run_dir is None:
-            base = default_run_dir(cfg)
-            base.parent.mkdir(parents=True, exist_ok=True)
-            for i in range(1, 10_000):
-                path = base if i == 1 else base.with_name(f"{base.name}-{i}")
-                try:
-                    path.mkdir()
-                except FileExistsError:
-                    continue
-                if _claim(path):
-                    return path
-            raise RunFolderError(f"no free run folder next to '{base}'; use --out DIR")
-        path = Path(run_dir)
-        if path.exists() and not path.is_dir():
-            raise RunFolderError(f"run folder '{path}' is a file; pass another --out")
-        if path.is_dir() and any(path.iterdir()):
-            looks_like_run = any((path / n).exists() for n in (STATUS, "config.yaml", "results.csv"))
-            if _ended_without_results(path):  # a failed or interrupted run: re-running it replaces it
-                log.info("replacing the unfinished run in %s", path)
-                overwrite = True
-            if not overwrite:
-                what = "a run" if looks_like_run else "other files"
-                if _status_of(path) == "running":
-                    what = "a run that is still running or was killed"
-                raise RunFolderError(f"run folder '{path}' already holds {what}; pass another --out, or "
-                                     f"--overwrite to delete it and run again")
-            if not looks_like_run:
-                raise RunFolderError(f"'{path}' is not an overconf run folder (no {STATUS}, config.yaml or "
-                                     f"results.csv); --overwrite clears only run folders: pass another --out")
-            log.info("--overwrite: clearing %s", path)
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
-        if not _claim(path):
-            raise RunFolderError(f"run folder '{path}' was just taken by another run; pass another --out")
-        return path
-    except OSError as e:
-        if isinstance(e, RunFolderError):
-            raise
-        raise storage_error(e, getattr(e, "filename", None) or cfg.output_dir, "output folder", OUTPUT_FIX) from e
 
 
 class Study:
@@ -196,6 +63,8 @@ class Study:
         self.dataset = None
         self.splits: Splits | None = None
         self.seed: int | None = None
+        self.context: SeedContext | None = None
+        """the current seed's context: what sources, signals, attacks and hooks read"""
 
     # ------------------------------------------------------------------ top level
     def run(self, report: bool = True) -> StudyResult:
@@ -233,6 +102,7 @@ class Study:
         for seed in cfg.seeds:
             self.seed = seed
             self.splits = make_splits(self.dataset, cfg.data.splits, seed)
+            self.context = self.seed_context(seed, self.splits)
             self._check_sizes()
             self._check_signals()
             sources = self.build_sources(seed)  # before any training: bad sources fail early
@@ -250,6 +120,11 @@ class Study:
 
             write_report(result)
         return result
+
+    def seed_context(self, seed: int, splits: Splits) -> SeedContext:
+        cfg = self.cfg
+        return SeedContext(seed, self.dataset, splits, self.cache, self.device, cfg.data, cfg.reference, cfg.gan,
+                           cfg.metrics, tuple(cfg.models), cfg.progress, self.gan_log_dir)
 
     def warn_chance_level(self, cell: Cell, rows: list[dict]) -> None:
         """Warn (log and summary) when a target or shadow model's test accuracy is within
@@ -277,11 +152,11 @@ class Study:
     def _check_signals(self) -> None:
         """Attacks and signal producers validate the study (sizes, architectures) before any training."""
         for attack in self.attacks:
-            attack.check(self)
+            attack.check(self.context)
         for name in sorted({as_request(r).name for a in self.attacks for r in a.requires}):
             check = getattr(SIGNALS[name], "check", None)
             if check is not None:
-                check(self)
+                check(self.context)
 
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
@@ -294,7 +169,7 @@ class Study:
             ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
                                 generator(seed, "source", label), seed, self.cfg.data.root,
                                 self.cfg.data.download, self.device, self.cache, self.cfg.progress,
-                                config=self.cfg, log_dir=self.gan_log_dir)
+                                gan=self.cfg.gan, generator_for=functools.partial(seed_generator, self.context))
             data = without_members(label, SOURCES[comp.name](ctx, **params), members, self.cfg.data.overlap)
             if len(data) == 0:
                 raise ConfigError(f"source '{label}' produced no samples")
@@ -358,21 +233,21 @@ class Study:
                     calibration={"target": cal_t.describe(), "shadow": cal_s.describe()},
                     target=trained["target"], target_calibration=cal_t)
 
-        rows = self.model_rows(cell, trained, out, cal_t, cal_s)
+        rows = model_rows(cell, out, cal_t, cal_s, cfg.metrics.ece_bins)
         self.warn_chance_level(cell, rows)
-        rows += [self._row(cell, NO_ATTACK, label, k, v) for label, d in sources.items() for k, v in d.info.items()]
+        rows += [row(cell, NO_ATTACK, label, k, v) for label, d in sources.items() for k, v in d.info.items()]
         for attack in self.attacks:
-            rows += self.attack_rows(cell, attack, signals[("shadow", "members")],
-                                     signals[("shadow", "nonmembers")])
-        rows += self.gan_hook_rows(cell)
+            rows += attack_rows(cell, attack, signals[("shadow", "members")], signals[("shadow", "nonmembers")],
+                                cfg.metrics)
+        rows += self.hook_rows(cell)
         return cell, rows
 
-    def gan_hook_rows(self, cell: Cell) -> list[dict]:
-        """After a cell is evaluated: streaming FPR over fresh GAN fakes and the latent search
-        against its target and fitted attacks (``gan.stream``, ``gan.search``; off by default)."""
-        from .gan.hooks import gan_hook_rows
-
-        return [self._row(cell, *r) for r in gan_hook_rows(self, cell)]
+    def hook_rows(self, cell: Cell) -> list[dict]:
+        """After a cell is evaluated: the registered post-cell hooks (overconf.hooks; the GAN
+        streaming FPR and latent search, ``gan.stream`` / ``gan.search``, off by default)."""
+        view = CellContext(cell.seed, cell.model, cell.setting, cell.target, cell.target_calibration,
+                           dict(cell.fitted), tuple(self.attacks), cell.extensions)
+        return [row(cell, *r) for r in run_cell_hooks(self.context, view)]
 
     @staticmethod
     def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:
@@ -420,7 +295,7 @@ class Study:
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self, pool_index, pool, trained.job, attacker_job)
+                                self.cache, self.context, pool_index, pool, trained.job, attacker_job)
             value = cached_signal(req, ctx)
             # the model's outputs on other inputs (augmented queries, a population sample) are
             # released like its own: through the setting's calibration
@@ -428,55 +303,6 @@ class Study:
         return Signals(cal.log_probs(outs), outs.labels, extra)
 
     # ------------------------------------------------------------------ rows
-    def _row(self, cell: Cell, attack: str, source: str, metric: str, value: Any) -> dict:
-        return {"model": cell.model, "seed": cell.seed, "setting": cell.setting, "attack": attack,
-                "source": source, "metric": metric, "value": float(value)}
-
-    def model_rows(self, cell: Cell, trained, out, cal_t: Calibration, cal_s: Calibration) -> list[dict]:
-        bins = self.cfg.metrics.ece_bins
-        rows = []
-        for role, cal, prefix in (("target", cal_t, ""), ("shadow", cal_s, "shadow_")):
-            for split in ("train", "test"):
-                o = out[role][split]
-                p = cal.log_probs(o).exp()
-                rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}accuracy", accuracy(p, o.labels)))
-                if split == "test":
-                    rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}ece",
-                                          expected_calibration_error(p, o.labels, bins)))
-                    rows.append(self._row(cell, NO_ATTACK, split, f"{prefix}overconfidence_error",
-                                          overconfidence_error(p, o.labels, bins)))
-        rows.append(self._row(cell, NO_ATTACK, "members", "mean_max_score", cell.members.max_score.mean()))
-        for label, s in cell.sources.items():
-            rows.append(self._row(cell, NO_ATTACK, label, "mean_max_score", s.max_score.mean()))
-        for role, params in cell.calibration.items():
-            for k, v in params.items():
-                if isinstance(v, (int, float)):
-                    rows.append(self._row(cell, NO_ATTACK, role, f"calibration_{k}", v))
-        return rows
-
-    def attack_rows(self, cell: Cell, attack: Attack, shadow_in: Signals, shadow_out: Signals) -> list[dict]:
-        m = self.cfg.metrics
-        g = generator(cell.seed, "attack", attack.label, cell.model, cell.setting)
-        fitted = attack.fit(shadow_in, shadow_out, generator=g)
-        cell.fitted[attack.label] = fitted
-        cell.thresholds[attack.label] = fitted.threshold
-        s_in = fitted.score(cell.members)
-        cell.scores[attack.label] = {"members": s_in}
-        rows = [self._row(cell, attack.label, "shadow", k, v) for k, v in fitted.info.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        for label, sig in cell.sources.items():
-            s_out = fitted.score(sig)
-            cell.scores[attack.label][label] = s_out
-            idx = cell.member_index[label]
-            metrics = membership_metrics(s_in[idx], s_out, fitted.threshold, fpr_targets=m.fpr_targets,
-                                         priors=m.priors, n_boot=m.bootstrap, confidence=m.confidence,
-                                         generator=generator(cell.seed, "bootstrap", attack.label, label))
-            metrics |= mmps(cell.members.max_score[idx], sig.max_score, s_in[idx] >= fitted.threshold,
-                            s_out >= fitted.threshold)
-            rows += [self._row(cell, attack.label, label, k, v) for k, v in metrics.items()]
-        return rows
-
-
 def run_study(cfg: StudyConfig, run_dir: str | Path | None = None, *, report: bool = True,
               overwrite: bool = False) -> StudyResult:
     return Study(cfg, run_dir, overwrite=overwrite).run(report=report)

@@ -236,7 +236,7 @@ def bench_reference_outputs(args, device) -> dict:
 CACHED_RERUN = """
 import json, sys, time
 t0 = time.perf_counter()
-from overconf.config import load_config
+from overconf.validation import load_config
 from overconf.report import write_report
 from overconf.study import Study
 cfg = load_config(sys.argv[1], sys.argv[2:])

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 
 TINY = {
     "name": "tiny",

@@ -14,7 +14,7 @@ from overconf.adversarial import local_variation, minimal_adversarial_distance
 from overconf.attacks import ATTACKS, Signals
 from overconf.attacks.scores import log_complement, modified_entropy, scaled_logit
 from overconf.augment import flip_shift_views, shift
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.errors import ConfigError
 from overconf.metrics import membership_metrics
 from overconf.metrics.membership import bootstrap_tpr_at_fpr, roc, tpr_at_fpr

@@ -7,7 +7,7 @@ import torch
 
 from overconf.cache import content_key, set_values
 from overconf.config import Recipe
-from overconf.gan.config import GanRecipe
+from overconf.config.gan import GanRecipe
 from overconf.gan.training import GanJob
 from overconf.training.jobs import ClassifierJob
 

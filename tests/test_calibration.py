@@ -8,7 +8,7 @@ from torch import nn
 from overconf.calibrations import CALIBRATIONS, CalibrationContext
 from overconf.calibrations.llla import LastLayerLaplace, fit_laplace, glm_variance
 from overconf.calibrations.temperature import fit_temperature
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.errors import ConfigError
 from overconf.outputs import Outputs
 from overconf.seeding import isolated_rng

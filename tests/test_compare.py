@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from overconf.cli import main
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.report.comparison import Comparison, Entry, SettingInfo
 from overconf.report.verdicts import NOT_TESTED, verdicts
 from overconf.study import Study

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from overconf.config import config_from_dict, load_config
+from overconf.validation import config_from_dict, load_config
 from overconf.errors import ConfigError
 
 

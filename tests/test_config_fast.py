@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from overconf.config import config_from_dict, load_config, parse_config
+from overconf.config import parse_config
 from overconf.errors import ConfigError
+from overconf.validation import config_from_dict, load_config
 from overconf.yamlio import load_yaml
 
 ROOT = Path(__file__).parents[1]
@@ -24,14 +25,14 @@ def _python(code: str) -> subprocess.CompletedProcess:
 def test_config_module_and_parsing_do_not_import_torch():
     code = """
 import sys
-import overconf, overconf.config, overconf.cli, overconf.errors, overconf.sweeps, overconf.gan.config
+import overconf, overconf.config, overconf.cli, overconf.errors, overconf.config.sweeps, overconf.config.gan
 assert 'torch' not in sys.modules, 'import'
-from overconf.config import load_config
+from overconf.config import read_config
 from overconf.errors import ConfigError
-load_config('experiments/fashion_mnist.yaml', ['recipe.lr=3e-4'], components=False)
+read_config('experiments/fashion_mnist.yaml', ['recipe.lr=3e-4'])
 for bad in (['recipe.lrr=1'], ['recipe.lr=abc'], ['attacks=[max_scor]'], ['models=[resnet19]']):
     try:
-        load_config('experiments/fashion_mnist.yaml', bad, components=False)
+        read_config('experiments/fashion_mnist.yaml', bad)
         raise SystemExit('no error for %s' % bad)
     except ConfigError:
         pass
@@ -65,7 +66,7 @@ print('ok')
 
 def test_names_table_matches_the_registries():
     from overconf.names import NAMES
-    from overconf.registries import ALL
+    from overconf.catalog import ALL
 
     registries = {r.family: r for r in ALL.values()}
     for family, names in NAMES.items():

@@ -164,7 +164,7 @@ def test_image_digests_identify_content_and_are_fast(fmnist):
 
 
 def digits_study(tmp_path, **data):
-    from overconf.config import config_from_dict
+    from overconf.validation import config_from_dict
     from overconf.study import Study
 
     raw = {"name": "digits_overlap", "seeds": [0], "device": "cpu", "progress": False,
@@ -191,7 +191,7 @@ def equal_to_any(images, others):
 def test_a_source_holding_target_members_is_refused_or_cleaned(tmp_path):
     """The digits source (all 1,797 digits by default) in a digits study holds target training
     images: members presented as non-members. Refused by default; data.overlap: remove drops them."""
-    from overconf.config import config_from_dict
+    from overconf.validation import config_from_dict
     from overconf.seeding import generator
 
     study = digits_study(tmp_path)

@@ -11,9 +11,9 @@ import torch
 from overconf.attacks import Fitted
 from overconf.cache import Cache
 from overconf.calibrations import CALIBRATIONS
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.errors import ConfigError
-from overconf.gan.config import GanRecipe
+from overconf.config.gan import GanRecipe
 from overconf.gan.models import GANS, dcgan
 from overconf.gan.sampling import class_labels, latent, resolve_classes, sample
 from overconf.gan.search import search_and_score
@@ -128,7 +128,7 @@ def test_truncated_latents_follow_the_truncated_normal():
 def test_fid_is_zero_against_itself_and_large_against_noise(fmnist):
     from overconf.data import make_splits
     from overconf.fid import frechet_distance, study_fid_features
-    from overconf.gan.config import FidConfig
+    from overconf.config.gan import FidConfig
 
     cfg = config_from_dict({"data": {"splits": {"target_train": 500, "shadow_train": 500, "calibration": 100,
                                                 "target_test": 400, "shadow_test": 100}}})

@@ -10,7 +10,8 @@ from sklearn.metrics import roc_auc_score
 from overconf.attacks import ATTACKS, Signals
 from overconf.attacks.scores import scaled_logit
 from overconf.cache import Cache
-from overconf.config import Recipe, config_from_dict
+from overconf.config import Recipe
+from overconf.validation import config_from_dict
 from overconf.errors import ConfigError
 from overconf.models import build_model
 from overconf.reference import balanced_keep
@@ -344,7 +345,7 @@ def test_reference_models_follow_the_attackers_recipe(tiny_raw, tmp_path):
         result = study.run(report=False)
     finally:
         trained.train_classifier = real
-    sets = list(manager._SETS[study].values())
+    sets = list(manager._SETS[study.context].values())  # memoised per seed context (one seed here)
     assert len(sets) == 1  # the baseline's and the unaware attacker's reference sets are one
     assert sets[0].recipe.label_smoothing == 0.0
     assert sets[0].recipe == config_from_dict(raw).recipe_for(study.cfg.models[0], study.cfg.settings[0])

@@ -9,7 +9,7 @@ import scipy.stats
 import torch
 
 from overconf.attacks import ATTACKS, Signals
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.errors import ConfigError
 from overconf.reference import balanced_keep
 
@@ -173,7 +173,7 @@ def test_unlabelled_labels_and_config_errors(tiny_raw):
 def test_attacks_config_shows_both_labelling_choices():
     from pathlib import Path
 
-    from overconf.config import load_config
+    from overconf.validation import load_config
 
     cfg = load_config(Path(__file__).parents[1] / "experiments" / "attacks_fashion_mnist.yaml")
     labels = {ATTACKS[c.name](**c.params).label: c.params for c in cfg.attacks}
@@ -274,7 +274,7 @@ def test_median_of_an_even_count_is_the_mean_of_the_two_middle_values():
 
 
 def test_summary_names_the_labelling_choice_and_the_interval_method(tiny_raw):
-    from overconf.report.tables import summary_markdown
+    from overconf.report.summary import summary_markdown
 
     raw = dict(tiny_raw, attacks=["max_score", "lira", {"name": "rmia", "unlabelled": "target_class"}])
     cfg = config_from_dict(raw)

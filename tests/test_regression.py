@@ -29,7 +29,7 @@ RAW = copy.deepcopy(TINY) | {
 
 
 def run_rows(tmp: Path) -> list[dict]:
-    from overconf.config import config_from_dict
+    from overconf.validation import config_from_dict
     from overconf.study import run_study
 
     raw = copy.deepcopy(RAW) | {"cache_dir": str(tmp / "checkpoints"), "output_dir": str(tmp / "runs")}

@@ -11,7 +11,7 @@ import yaml
 import overconf.study as study_mod
 import overconf.training.jobs as trained
 from overconf.cli import main
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.errors import (ConfigError, IncompleteRunError, RunFolderError, StorageError,
                              TrainingDivergedError)
 from overconf.report.comparison import load_run

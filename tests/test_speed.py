@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from overconf.cache import Cache
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.data.datasets import ImageDataset, load_dataset
 from overconf.study import Study
 

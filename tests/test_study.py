@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from overconf.config import config_from_dict
+from overconf.validation import config_from_dict
 from overconf.report.tables import Table
 from overconf.study import Study
 

@@ -20,7 +20,7 @@ from ..adversarial import NORMS, local_variation, minimal_adversarial_distance
 from ..errors import ConfigError
 from ..signals import SIGNALS, SignalContext, SignalRequest
 from .base import ATTACKS, Signals
-from .queried import QueriedSignalAttack
+from .signal_threshold import SignalThresholdAttack
 
 
 # ---------------------------------------------------------------------------------- signals
@@ -42,7 +42,7 @@ def local_variation_signal(ctx: SignalContext, epsilon: float = 0.5, steps: int 
 
 
 # ---------------------------------------------------------------------------------- attacks
-class SignalThreshold(QueriedSignalAttack):
+class SignalThreshold(SignalThresholdAttack):
     """Member iff sign * signal >= tau (shadow ROC); the signal is this attack's producer called
     with ``params``."""
 

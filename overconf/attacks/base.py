@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..contexts import SeedContext
 
 ATTACKS: Registry = Registry("attack")
 SHARED_PREFIX = "population_"
@@ -83,8 +86,9 @@ class Attack:
         """The attack's name in results tables (distinct per configured instance)."""
         return self.name
 
-    def check(self, study) -> None:
-        """Validate the study (e.g. the number of reference models) before any training."""
+    def check(self, ctx: "SeedContext") -> None:
+        """Validate a seed of the study (:class:`~overconf.contexts.SeedContext`, e.g. the number of
+        reference models) before any training."""
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         raise NotImplementedError

@@ -18,12 +18,12 @@ import torch
 from ..augment import flip_shift_views, gaussian_noise
 from ..cache import tensor_digest
 from ..errors import ConfigError
-from ..queries import predicted_labels
+from ..inference import predicted_labels
 from ..seeding import generator
 from ..signals import SIGNALS, SignalContext, SignalRequest
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import fitted_on_shadow
-from .queried import QueriedSignalAttack
+from .signal_threshold import SignalThresholdAttack
 
 
 # ---------------------------------------------------------------------------------- signals
@@ -64,7 +64,7 @@ class Gap(Attack):
         return fitted_on_shadow(score, 0.5, members, nonmembers, decision="correct")
 
 
-class Agreement(QueriedSignalAttack):
+class Agreement(SignalThresholdAttack):
     """Member iff the agreement of queried labels with the label is >= tau (shadow ROC)."""
 
     def score(self, s: Signals) -> torch.Tensor:

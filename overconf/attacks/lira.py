@@ -121,11 +121,11 @@ class LiRA(Attack):
             + (f"_aug{len(self.queries) + 1}" if self.queries else "") \
             + ("_target_class" if self.unlabelled == "target_class" else "")
 
-    def check(self, study) -> None:
-        if study.cfg.reference.num_models < 2 * self.min_models:
+    def check(self, ctx) -> None:
+        if ctx.reference.num_models < 2 * self.min_models:
             raise ConfigError(f"attack {self.label} needs reference.num_models >= {2 * self.min_models} "
                               f"(min_models = {self.min_models} IN and OUT models per point), "
-                              f"got {study.cfg.reference.num_models}")
+                              f"got {ctx.reference.num_models}")
 
     # ------------------------------------------------------------------ signals
     def scaled_logits(self, s: Signals) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

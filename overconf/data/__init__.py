@@ -1,8 +1,10 @@
-"""Datasets (uint8 image tensors), disjoint splits, and registered non-member sources."""
+"""Datasets (uint8 image tensors), disjoint splits, and registered non-member sources.
+
+The GAN sources (``fake``, ``fake_conditional``) live in the gan layer (overconf.gan.sources) and
+register when overconf.catalog is imported."""
 from .datasets import DATASETS, ImageDataset, load_dataset
 from .splits import Splits, make_splits
 from .sources import SOURCES, SourceContext, SourceData
-from ..gan import sources as _gan_sources  # noqa: F401  (registers fake, fake_conditional)
 
 __all__ = ["DATASETS", "ImageDataset", "load_dataset", "Splits", "make_splits", "SOURCES",
            "SourceContext", "SourceData"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,11 +38,13 @@ class SourceContext:
     cache: Any = None
     """the study's :class:`overconf.cache.Cache` (sources that train something cache it there)"""
     progress: bool = False
-    config: Any = None
-    """the study's :class:`overconf.config.StudyConfig` (for sources configured by a study-level
-    section, e.g. ``gan:``); None outside a study (defaults apply)"""
-    log_dir: Any = None
-    """folder for TensorBoard logs of what a source trains (the run's tensorboard/), or None"""
+    gan: Any = None
+    """the study's ``gan:`` section (:class:`overconf.config.GanConfig`: FID settings of the GAN
+    sources); None: the defaults"""
+    generator_for: Callable[[bool], Any] | None = None
+    """conditional -> the seed's trained generator, from the trained-artifact cache (the runner
+    passes :func:`overconf.gan.generators.seed_generator` bound to its seed context); the data
+    layer never trains a generator itself. None: no GAN sources."""
 
     def test_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``size`` target-test images: the in-distribution non-members."""

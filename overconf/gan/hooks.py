@@ -10,10 +10,12 @@ Rows (attack, source, metric, value): ``<fake>_stream`` with fpr, fpr_ci_low, fp
 """
 from __future__ import annotations
 
+from ..contexts import SeedContext
+from ..hooks import CELL_HOOKS, CellContext, Row
 from ..seeding import generator
+from .generators import seed_generator
 from .search import search_and_score
 from .streaming import FakePipeline, stream
-from .training import study_generator
 
 
 def source_prefix(conditional: bool) -> str:
@@ -25,27 +27,28 @@ def unstreamable(attacks) -> dict[str, str]:
     return {a.label: f"needs extra signals ({', '.join(a.requires)})" for a in attacks if a.requires}
 
 
-def gan_hook_rows(study, cell) -> list[tuple[str, str, str, float]]:
-    g = study.cfg.gan
+@CELL_HOOKS.register("gan")
+def gan_hook_rows(ctx: SeedContext, cell: CellContext) -> list[Row]:
+    """The streaming FPR and the latent search of one cell (``gan.stream``, ``gan.search``)."""
+    g = ctx.gan
     if not (g.stream.samples or g.search.samples):
         return []
-    skipped = unstreamable(study.attacks)
+    skipped = unstreamable(cell.attacks)
     fitted = {k: f for k, f in cell.fitted.items() if k not in skipped}
-    confidence = study.cfg.metrics.confidence
+    confidence = ctx.metrics.confidence
     rows = []
 
     def pipeline(conditional: bool) -> FakePipeline:
-        trained = study_generator(g, study.dataset, study.splits, cell.seed, conditional, study.cache, study.device,
-                                  progress=study.cfg.progress, log_dir=study.gan_log_dir)
-        return FakePipeline(trained.generator, cell.target.model, cell.target_calibration, study.dataset.mean,
-                            study.dataset.std, study.device)
+        trained = seed_generator(ctx, conditional)
+        return FakePipeline(trained.generator, cell.target.model, cell.target_calibration, ctx.dataset.mean,
+                            ctx.dataset.std, ctx.device)
 
     if g.stream.samples:
         s = g.stream
         src = f"{source_prefix(s.conditional)}_stream"
         curve = stream(pipeline(s.conditional), fitted, samples=s.samples, batch_size=s.batch_size,
-                       generator=generator(cell.seed, "gan", "stream", s.conditional, device=study.device),
-                       psi=s.psi, confidence=confidence, progress=study.cfg.progress,
+                       generator=generator(cell.seed, "gan", "stream", s.conditional, device=ctx.device),
+                       psi=s.psi, confidence=confidence, progress=ctx.progress,
                        desc=f"{src} {cell.model} {cell.setting} s{cell.seed}")
         cell.extensions["stream"] = curve
         for a in fitted:
@@ -58,7 +61,7 @@ def gan_hook_rows(study, cell) -> list[tuple[str, str, str, float]]:
         prefix = source_prefix(s.conditional)
         result = search_and_score(pipeline(s.conditional), fitted, samples=s.samples, batch_size=s.batch_size,
                                   steps=s.steps, lr=s.lr, kind=s.objective, psi=s.psi, confidence=confidence,
-                                  generator=generator(cell.seed, "gan", "search", s.conditional, device=study.device))
+                                  generator=generator(cell.seed, "gan", "search", s.conditional, device=ctx.device))
         cell.extensions["search"] = result
         for kind in ("random", "searched"):
             src = f"{prefix}_{kind}"

@@ -1,5 +1,6 @@
 """The ``fake`` and ``fake_conditional`` non-member sources: samples of the study's DCGAN, trained
 on the reserve split, so every sample is a true non-member (the reference study's GAN source).
+The generator comes from the trained-artifact cache through ``SourceContext.generator_for``.
 
 Generator settings come from the study's ``gan:`` section; a source's own parameters choose how
 to sample: ``psi`` (truncation) and, for ``fake_conditional``, ``classes`` (indices or names,
@@ -11,11 +12,11 @@ from __future__ import annotations
 import torch
 
 from ..cache import Cache
+from ..errors import ConfigError
 from ..data.sources import SOURCES, SourceContext, SourceData
 from ..fid import frechet_distance, study_fid_features
-from .config import GanConfig
+from ..config.gan import GanConfig
 from .sampling import resolve_classes, sample
-from .training import study_generator
 
 
 @SOURCES.register("fake")
@@ -31,7 +32,7 @@ def fake_conditional(ctx: SourceContext, psi: float | None = None, classes: list
 
 
 def gan_config(ctx: SourceContext) -> GanConfig:
-    return ctx.config.gan if ctx.config is not None else GanConfig()
+    return ctx.gan if ctx.gan is not None else GanConfig()
 
 
 def gan_source(ctx: SourceContext, conditional: bool, psi: float | None, classes, name: str) -> SourceData:
@@ -39,8 +40,11 @@ def gan_source(ctx: SourceContext, conditional: bool, psi: float | None, classes
     classes = resolve_classes(classes, ctx.dataset.classes, conditional, f"source {name}")
     device = ctx.device or torch.device("cpu")
     cache = ctx.cache if ctx.cache is not None else Cache("checkpoints", enabled=False)
-    trained = study_generator(gan, ctx.dataset, ctx.splits, ctx.seed, conditional, cache, device,
-                              progress=ctx.progress, log_dir=ctx.log_dir)
+    if ctx.generator_for is None:
+        raise ConfigError(f"source '{name}' samples the study's generator, but its SourceContext has no "
+                          f"generator_for; run it in a study, or pass generator_for="
+                          f"functools.partial(overconf.gan.generators.seed_generator, seed_ctx)")
+    trained = ctx.generator_for(conditional)
     images, labels, _ = sample(trained.generator, ctx.size, generator=ctx.generator, device=device, psi=psi,
                                classes=classes)
     data = SourceData(ctx.dataset.normalize(images), labels, images)

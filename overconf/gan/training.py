@@ -27,7 +27,7 @@ from ..cache import Cache, content_key, set_values, tensor_digest
 from ..device import autocast, memory_format, to_cpu, to_device_images
 from ..errors import ConfigError, TrainingDivergedError
 from ..seeding import derive_seed, generator, isolated_rng
-from .config import GanConfig, GanRecipe
+from ..config.gan import GanConfig, GanRecipe
 from .models import GANS, Discriminator, Generator
 from .sampling import class_labels, latent
 

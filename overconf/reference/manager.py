@@ -33,6 +33,7 @@ import torch
 
 from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
+from ..contexts import SeedContext
 from ..errors import ConfigError
 from ..device import to_cpu
 from ..models import build_model
@@ -217,15 +218,15 @@ class ReferenceSet:
 
 
 
-# ---------------------------------------------------------------------------- from a study
+# ---------------------------------------------------------------------------- from a seed of a study
 
 _SETS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
-def reference_spec(study, job: ClassifierJob) -> tuple[str, dict, Recipe]:
+def reference_spec(ctx: SeedContext, job: ClassifierJob) -> tuple[str, dict, Recipe]:
     """(architecture, params, recipe) of the reference models for the attacker whose shadow model
     is trained by ``job`` (the attacker trains reference models as it trains its shadow)."""
-    r = study.cfg.reference
+    r = ctx.reference
     arch, params = (r.arch, dict(r.params)) if r.arch else (job.arch, dict(job.params))
     return arch, params, job.recipe.updated(r.recipe, "reference.recipe")
 
@@ -238,9 +239,9 @@ def resolve_mode(mode: str, template: torch.nn.Module, device: torch.device) -> 
     return mode
 
 
-def reference_points(study) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_points(ctx: SeedContext) -> tuple[torch.Tensor, torch.Tensor]:
     """(pool, index) of the reference data: see the module docstring."""
-    s, d, r = study.splits, study.cfg.data, study.cfg.reference
+    s, d, r = ctx.splits, ctx.data, ctx.reference
     parts = [(0, s.target_train[: d.eval_size]), (1, s.target_test[: d.eval_size]),
              (0, s.shadow_train[: d.fit_size]), (1, s.shadow_test[: d.fit_size]),
              (0, s.reserve[: r.extra_points])]
@@ -248,51 +249,51 @@ def reference_points(study) -> tuple[torch.Tensor, torch.Tensor]:
     return pool, torch.cat([i for _, i in parts])
 
 
-def population_index(study) -> torch.Tensor:
+def population_index(ctx: SeedContext) -> torch.Tensor:
     """RMIA's population sample z: a seeded sample of the reserve beyond the reference data."""
-    r = study.cfg.reference
-    rest = study.splits.reserve[r.extra_points:]
-    perm = torch.randperm(len(rest), generator=generator(study.seed, "reference", "population"))
+    r = ctx.reference
+    rest = ctx.splits.reserve[r.extra_points:]
+    perm = torch.randperm(len(rest), generator=generator(ctx.seed, "reference", "population"))
     return rest[perm[: r.population]]
 
 
-def reference_set(study, job: ClassifierJob) -> ReferenceSet:
-    """The reference set of the attacker whose shadow model ``job`` trains in ``study`` (memoised
-    per study, seed, architecture and recipe)."""
-    arch, params, recipe = reference_spec(study, job)
-    memo = _SETS.setdefault(study, {})
-    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
+def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
+    """The reference set of the attacker whose shadow model ``job`` trains in the seed ``ctx``
+    (memoised per seed context, architecture and recipe)."""
+    arch, params, recipe = reference_spec(ctx, job)
+    memo = _SETS.setdefault(ctx, {})
+    spec = content_key({"seed": ctx.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
     if spec in memo:
         return memo[spec]
-    r, ds = study.cfg.reference, study.dataset
-    pool, index = reference_points(study)
+    r, ds = ctx.reference, ctx.dataset
+    pool, index = reference_points(ctx)
     images = torch.empty((len(index), *ds.shape), dtype=torch.uint8)
     labels = torch.empty(len(index), dtype=torch.long)
     for p, (x, y) in enumerate(((ds.train_x, ds.train_y), (ds.test_x, ds.test_y))):
         sel = pool == p
         images[sel], labels[sel] = x[index[sel]], y[index[sel]]
-    keep = balanced_keep(len(index), r.num_models, generator(study.seed, "reference", "keep"))
-    z = population_index(study)
+    keep = balanced_keep(len(index), r.num_models, generator(ctx.seed, "reference", "keep"))
+    z = population_index(ctx)
     rs = ReferenceSet(arch, params, recipe, images, labels, pool, index, keep,
-                      [derive_seed(study.seed, "reference", k) for k in range(r.num_models)],
+                      [derive_seed(ctx.seed, "reference", k) for k in range(r.num_models)],
                       ds.mean, ds.std, ds.num_classes, "sequential", r.group_size,
                       ds.normalize(ds.train_x[z]), ds.train_y[z])
-    rs.mode = resolve_mode(r.mode, rs.template(), study.device)
+    rs.mode = resolve_mode(r.mode, rs.template(), ctx.device)
     memo[spec] = rs
     return rs
 
 
-def check_reference(study) -> None:
+def check_reference(ctx: SeedContext) -> None:
     """Before any training: the reserve holds the extra reference points and the population
     sample; batched mode gets no BatchNorm architecture."""
-    r, ds = study.cfg.reference, study.dataset
-    reserve = len(study.splits.reserve)
+    r, ds = ctx.reference, ctx.dataset
+    reserve = len(ctx.splits.reserve)
     if r.extra_points + r.population > reserve:
         raise ConfigError(
             f"reference.extra_points ({r.extra_points}) + reference.population ({r.population}) exceed the "
             f"{reserve} reserve images of the train pool; lower them or the data.splits sizes")
     c, h, _ = ds.shape
-    for m in study.cfg.models:
+    for m in ctx.models:
         arch = r.arch or m.arch
         params = r.params if r.arch else m.params
         if r.mode == "batched":

@@ -27,7 +27,7 @@ from .manager import ReferenceSet, check_reference, reference_set
 
 def refs(ctx: SignalContext) -> ReferenceSet:
     """The attacker's reference set: trained with the shadow's recipe (``ctx.attacker_job``)."""
-    return reference_set(ctx.study, ctx.attacker_job if ctx.attacker_job is not None else ctx.job)
+    return reference_set(ctx.context, ctx.attacker_job if ctx.attacker_job is not None else ctx.job)
 
 
 def _register(name: str, producer, key_extra, doc: str, uses_references: bool = True):
@@ -46,7 +46,7 @@ def _set_key(ctx: SignalContext):
 def _reference_logits(query):
     def produce(ctx: SignalContext):
         x = ctx.x if query is None else QUERIES[query](ctx.x)
-        return refs(ctx).logits(x, ctx.cache, ctx.device, ctx.study.cfg.progress)
+        return refs(ctx).logits(x, ctx.cache, ctx.device, ctx.context.progress)
 
     return produce
 
@@ -77,7 +77,7 @@ def _population_labels(ctx: SignalContext):
 
 def _population_reference_logits(ctx: SignalContext):
     rs = refs(ctx)
-    return rs.logits(rs.population_x, ctx.cache, ctx.device, ctx.study.cfg.progress)
+    return rs.logits(rs.population_x, ctx.cache, ctx.device, ctx.context.progress)
 
 
 def _population_key(ctx: SignalContext):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 
 from ..cache import atomic_write_text
-from .tables import load_rows, summary_markdown, write_rows
+from .summary import summary_markdown
+from .tables import load_rows, write_rows
 
 log = logging.getLogger("overconf")
 
@@ -33,7 +34,8 @@ def write_report(result) -> None:
     write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
-        from .comparison import load_run, write_comparison
+        from .comparison_report import write_comparison
+        from .runs import load_run
 
         run = load_run(run_dir, require_complete=False)  # being written: marked complete after the report
         _, section = write_comparison([run], run_dir, figures=result.config.report.figures,

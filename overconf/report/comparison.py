@@ -11,23 +11,19 @@ of each source and of the members (scipy.stats.wasserstein_distance).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from scipy.stats import wasserstein_distance
 
-from ..cache import atomic_write_text
-from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
-from ..yamlio import load_yaml
-from .tables import Table, markdown_table, ordered
+
+from ..errors import OverconfError
+from .runs import ROW_KEYS, RunData, SettingInfo, check_complete, load_run, setting_infos  # noqa: F401
+from .tables import Table, ordered
 
 log = logging.getLogger("overconf")
 
@@ -41,133 +37,6 @@ def source_group(label: str) -> str:
     if label == "test":
         return "test"
     return "fake" if label.startswith("fake") else "ood"
-
-
-@dataclass
-class RunData:
-    run_dir: Path
-    config: dict[str, Any]
-    rows: list[dict]
-    per_sample: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return self.run_dir.name
-
-    @property
-    def dataset(self) -> str:
-        """The run's data.dataset (``?`` if its config.yaml does not say)."""
-        data = self.config.get("data")
-        return str(data.get("dataset", "?")) if isinstance(data, dict) else "?"
-
-
-ROW_KEYS = ("model", "setting", "attack", "source", "metric", "value")
-
-
-def _damaged(run_dir: Path, name: str, why: str) -> DataError:
-    return DataError(f"'{run_dir / name}' is damaged ({why}); re-run the study ('overconf run' with its "
-                     f"config.yaml: cached models and outputs make that quick) or leave this run out")
-
-
-def check_complete(run_dir: Path) -> None:
-    """Refuse a run whose status.json is not 'complete' (failed, interrupted, killed or still
-    running); a folder without status.json predates status files and is read as before."""
-    try:
-        status = json.loads((run_dir / "status.json").read_text())
-    except FileNotFoundError:
-        status = None
-    except (OSError, ValueError):
-        status = {"status": "unreadable status.json"}
-    if status is not None and not isinstance(status, dict):
-        status = {"status": "unreadable status.json"}
-    if status is None:
-        log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
-    elif status.get("status") != "complete":
-        detail = {"running": f"still running or killed (started {status.get('started', '?')}, "
-                             f"pid {status.get('pid', '?')})"}.get(status.get("status"), status.get("status"))
-        if status.get("error"):
-            detail += f": {status['error']}"
-        raise IncompleteRunError(f"'{run_dir}' is not a finished run ({detail}); wait for it, or run it again "
-                                 f"with 'overconf run CONFIG --out {run_dir} --overwrite', or leave it out")
-
-
-def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
-    """config.yaml + results.json + per_sample.pt of a finished ``overconf run``; a missing or
-    damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
-    from .per_sample import load_per_sample
-
-    run_dir = Path(run_dir)
-    if require_complete:
-        check_complete(run_dir)
-    for name in ("config.yaml", "results.json", "per_sample.pt"):
-        if not (run_dir / name).is_file():
-            raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")
-    try:
-        config = load_yaml((run_dir / "config.yaml").read_text(), f"'{run_dir / 'config.yaml'}'") or {}
-    except (ConfigError, UnicodeDecodeError) as e:
-        raise _damaged(run_dir, "config.yaml", str(e)) from None
-    if not isinstance(config, dict):
-        raise _damaged(run_dir, "config.yaml", "not a mapping of keys")
-    try:
-        rows = json.loads((run_dir / "results.json").read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _damaged(run_dir, "results.json", f"not valid JSON: {e}") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
-        raise _damaged(run_dir, "results.json", f"not a list of rows with keys {', '.join(ROW_KEYS)}")
-    try:
-        per_sample = load_per_sample(run_dir / "per_sample.pt")
-    except Exception as e:  # torch.load: UnpicklingError, RuntimeError, EOFError, ... on a damaged file
-        raise _damaged(run_dir, "per_sample.pt", f"{type(e).__name__}: {e}") from None
-    if not isinstance(per_sample, dict):
-        raise _damaged(run_dir, "per_sample.pt", "not a mapping of cells")
-    return RunData(run_dir, config, rows, per_sample)
-
-
-@dataclass
-class SettingInfo:
-    """What a setting does, read from a run's config.yaml."""
-
-    name: str
-    recipe: dict[str, Any] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
-    attacker: str = "same"
-    sweep: str | None = None
-    sweep_value: Any = None
-
-    @property
-    def kind(self) -> str:
-        """baseline | label_smoothing | weight_decay | dropout | temperature | llla |
-        attacker_uncalibrated | other (a 'pure' setting changes one thing only)."""
-        cal = self.calibration.get("name", "none")
-        if self.attacker != "same":
-            return "attacker_uncalibrated"
-        if not self.recipe:
-            return {"none": "baseline", "temperature": "temperature", "llla": "llla"}.get(cal, "other")
-        if cal == "none" and len(self.recipe) == 1:
-            (key,) = self.recipe
-            if key in ("label_smoothing", "weight_decay", "dropout"):
-                return key
-        return "other"
-
-    def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.recipe.items()]
-        cal = self.calibration
-        if cal.get("name", "none") != "none":
-            parts.append(cal["name"] + "(" + ", ".join(f"{k}={v}" for k, v in cal.items() if k != "name") + ")")
-        if self.attacker != "same":
-            parts.append(f"attacker {self.attacker}")
-        return "; ".join(parts) or "no change"
-
-
-def setting_infos(config: dict[str, Any]) -> dict[str, SettingInfo]:
-    out = {}
-    for name, body in (config.get("settings") or {}).items():
-        body = body or {}
-        cal = body.get("calibration") or {"name": "none"}
-        out[str(name)] = SettingInfo(str(name), dict(body.get("recipe") or {}),
-                                     cal if isinstance(cal, dict) else {"name": cal},
-                                     body.get("attacker", "same"), body.get("sweep"), body.get("sweep_value"))
-    return out
 
 
 @dataclass
@@ -311,105 +180,3 @@ def build_comparison(runs: list[RunData], attack: str | None = None, baseline: s
 
 
 # ----------------------------------------------------------------------------- tables
-
-
-def _f(x: float, digits: int = 3) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def model_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    sets = ["members"] + c.sources
-    header = ["model", "setting", "sweep", "test acc", "ECE", "OE"] + [f"MMC {s}" for s in sets]
-    body = [[e.model, c.label(e), _sweep(e), _f(e.values["test_accuracy"]), _f(e.values["ece"]),
-             _f(e.values["overconfidence_error"])] + [_f(e.values[f"mmc:{s}"], 4) for s in sets]
-            for e in c.entries]
-    return header, body
-
-
-def attack_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    others = [s for s in c.sources if s != "test"]
-    header = (["model", "setting", "TPR", "FPR test", "AUROC", "TPR@1%FPR"] + [f"FPR {s}" for s in others]
-              + ["mean OOD FPR"] + (["fake FPR"] if c.fake_sources else []))
-    body = []
-    for e in c.entries:
-        v = e.values
-        body.append([e.model, c.label(e), _f(v["tpr"]), _f(v["fpr_test"]), _f(v["auroc"]), _f(v["tpr_at_1pct_fpr"])]
-                    + [_f(v[f"fpr:{s}"]) for s in others] + [_f(v["mean_ood_fpr"])]
-                    + ([_f(v["fake_fpr"])] if c.fake_sources else []))
-    return header, body
-
-
-def wasserstein_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "setting"] + [f"W1 {s}" for s in c.sources]
-    return header, [[e.model, c.label(e)] + [_f(e.values[f"wasserstein:{s}"], 4) for s in c.sources]
-                    for e in c.entries]
-
-
-def _sweep(e: Entry) -> str:
-    if e.info.sweep is None:
-        return ""
-    return f"{e.info.sweep}={e.info.sweep_value}" if e.info.sweep_value is not None else e.info.sweep
-
-
-def comparison_markdown(c: Comparison, figures: list[Path] = (), relative_to: Path | None = None,
-                        level: int = 1) -> str:
-    from .verdicts import verdicts_markdown
-
-    h = "#" * level
-    out = [f"{h} Calibration comparison: overconfidence vs leakage", "",
-           (f"Dataset: `{c.dataset}`. " if c.dataset else "")
-           + f"Attack: `{c.attack}` (fitted on each setting's shadow model, applied to its target). "
-           f"Mean OOD FPR = mean over {', '.join(c.ood_sources) or '(no OOD sources)'}"
-           + (f"; fake FPR = mean over {', '.join(c.fake_sources)}" if c.fake_sources else "")
-           + (f". Baseline: `{c.baseline}`." if c.baseline else ". No baseline setting."), "",
-           *[x for note in c.notes for x in (f"Note: {note}", "")],
-           f"{h}# Settings", ""]
-    seen = {}
-    for e in c.entries:
-        seen.setdefault(c.label(e), e.info.describe())
-    out += [markdown_table(["setting", "what it changes"], [[k, v] for k, v in seen.items()]), ""]
-    out += [f"{h}# Model calibration and confidence (MMC: mean max confidence)", "",
-            markdown_table(*model_table(c)), "",
-            f"{h}# Membership inference ({c.attack}); FPR per non-member source", "",
-            markdown_table(*attack_table(c)), "",
-            f"{h}# Wasserstein-1 distance between the max-score distributions of members and each source", "",
-            markdown_table(*wasserstein_table(c)), "",
-            verdicts_markdown(c, level + 1), ""]
-    if figures:
-        out += [f"{h}# Figures", ""]
-        for p in figures:
-            rel = Path(os.path.relpath(p, relative_to)) if relative_to is not None else p
-            out.append(f"- ![{p.stem}]({rel.as_posix()})")
-        out.append("")
-    return "\n".join(out)
-
-
-def comparison_csv(c: Comparison) -> str:
-    keys = list(dict.fromkeys(k for e in c.entries for k in e.values))
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["run", "model", "setting", "kind", "sweep", "sweep_value", "attack"] + keys)
-    for e in c.entries:
-        w.writerow([e.run, e.model, e.setting, e.info.kind, e.info.sweep or "", "" if e.info.sweep_value is None
-                    else e.info.sweep_value, c.attack] + [e.values.get(k, float("nan")) for k in keys])
-    return buf.getvalue()
-
-
-def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | None = None,
-                     baseline: str | None = None, figures: bool = True,
-                     figures_dir: str | Path | None = None, level: int = 1,
-                     cache=None) -> tuple[Comparison, str]:
-    """comparison.md, comparison.csv and the comparison figures; returns the comparison and its
-    Markdown. Figures already drawn with the same content come from ``cache`` (a Cache), if given."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    c = build_comparison(runs, attack, baseline)
-    paths: list[Path] = []
-    if figures:
-        from .comparison_figures import comparison_figures
-
-        paths = comparison_figures(c, Path(figures_dir) if figures_dir is not None else out_dir / "figures", cache)
-    text = comparison_markdown(c, paths, relative_to=out_dir, level=level)
-    atomic_write_text(out_dir / "comparison.md", text)
-    atomic_write_text(out_dir / "comparison.csv", comparison_csv(c))
-    return c, text

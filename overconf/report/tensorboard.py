@@ -29,7 +29,7 @@ HPARAM_MODEL_METRICS = ("accuracy", "ece", "overconfidence_error", "mean_max_sco
 def _hparam(value) -> str:
     """As a string: values that may be numbers in one run and strings in another (T: 10 / fit)
     must keep one type for the HPARAMS view."""
-    from ..sweeps import value_label
+    from ..config.sweeps import value_label
 
     return "none" if value is None else value_label(value)
 

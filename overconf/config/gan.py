@@ -1,4 +1,4 @@
-"""The study's ``gan:`` section: generator, FID, streaming and latent-search settings.
+"""The study's ``gan:`` section (schema): generator, FID, streaming and latent-search settings.
 
 The ``fake`` and ``fake_conditional`` sources, the streaming evaluation and the latent search of
 one seed all use the generator these settings determine (trained once, cached by content).
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..names import check_name
 
 OBJECTIVES = ("max_score", "entropy")
 
@@ -141,8 +142,6 @@ GAN_SOURCES = ("fake", "fake_conditional")
 def validate_gan_names(cfg) -> None:
     """Torch-free checks of a :class:`~overconf.config.StudyConfig`'s ``gan`` section (registered
     names from overconf.names) and of the parameters of its GAN sources."""
-    from ..names import check_name
-
     g = cfg.gan
     check_name("gan", g.arch, "gan.arch")
     check_name("architecture", g.fid.classifier, "gan.fid.classifier")
@@ -154,14 +153,3 @@ def validate_gan_names(cfg) -> None:
             classes = c.params.get("classes")
             _check(classes is None or (isinstance(classes, list) and classes),
                    f"sources[{i}]({c.name}).classes must be a non-empty list of class indices or names")
-
-
-def validate_gan(cfg) -> None:
-    """The generator's parameters against the registered factory (imports the registries, torch)."""
-    from ..config import check_params, check_sizes
-    from ..registries import GANS
-
-    g = cfg.gan
-    check_params(GANS.get(g.arch, where="gan.arch"), g.params, f"gan.params({g.arch})",
-                 skip=("channels", "image_size", "num_classes"))
-    check_sizes(g.params, f"gan.params({g.arch})")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .config import Component, Recipe, Setting, StudyConfig
-from .errors import ConfigError
+from ..errors import ConfigError
+from .schema import Component, Recipe, Setting, StudyConfig
 
 CALIBRATION_SWEEPS = {"temperature": ("temperature", "T")}
 """sweep key -> (calibration name, swept parameter)"""

@@ -1,5 +1,5 @@
-"""Querying a model beyond its cached outputs (label-only and white-box signals), always in
-eval mode with the caller's mode restored afterwards."""
+"""Running a model beyond its cached outputs (label-only and white-box signals), always in eval
+mode with the caller's mode restored afterwards."""
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
-"""Attacks on a queried signal (label-only predictions, white-box probes): the signal is computed
-by a registered producer (``overconf.signals``), cached, and thresholded on the shadow ROC."""
+"""Attacks that threshold a producer's signal (label-only predictions, white-box probes): the signal
+is computed by a registered producer (``overconf.signals``), cached, and thresholded on the shadow
+ROC (Youden's J)."""
 from __future__ import annotations
 
 import torch
@@ -10,7 +11,7 @@ from .operating_point import shadow_point
 from .thresholds import youden_threshold
 
 
-class QueriedSignalAttack(Attack):
+class SignalThresholdAttack(Attack):
     """Member iff ``score(signals) >= tau``, tau maximising TPR - FPR on the shadow ROC.
     Subclasses give the ``signal`` they read and the ``score`` computed from it."""
 

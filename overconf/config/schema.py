@@ -1,0 +1,297 @@
+"""The study config schema: one dataclass per section, each key once with its type, default and doc.
+
+This module is the leaf of the package (it imports only ``overconf.errors`` and the generic
+converter next to it, never torch): the YAML loader (``overconf.config.loader``), every layer
+above and the runner's registry checks (``overconf.validation``) read these types.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from .convert import build, check as _check, reject_unknown
+from .gan import GanConfig
+
+@dataclass
+class Recipe:
+    """How a classifier is trained; target and shadow of a setting share it."""
+
+    epochs: int = 20
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        choices = {"optimizer": ("adam", "sgd")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"recipe.{name} = '{getattr(self, name)}' is not allowed; use one of: {', '.join(allowed)}"
+                )
+        _check(self.epochs >= 0, "recipe.epochs must be >= 0")
+        _check(self.batch_size >= 1, "recipe.batch_size must be >= 1")
+        _check(self.lr > 0, "recipe.lr must be > 0")
+        _check(0 <= self.momentum < 1, f"recipe.momentum must be in [0, 1) (SGD's momentum), got {self.momentum}")
+        _check(0 <= self.label_smoothing < 1, "recipe.label_smoothing must be in [0, 1)")
+        _check(0 <= self.dropout < 1, "recipe.dropout must be in [0, 1)")
+        _check(self.weight_decay >= 0, "recipe.weight_decay must be >= 0")
+
+    def updated(self, overrides: dict[str, Any], where: str) -> "Recipe":
+        base = dataclasses.asdict(self)
+        reject_unknown(overrides, base.keys(), where)
+        base.update(overrides)
+        try:
+            return build(Recipe, base, where)
+        except ConfigError as e:
+            if str(e).startswith(("recipe.", "'recipe.")):  # a value check: say which override set it
+                raise ConfigError(f"{where}: {e}") from None
+            raise
+
+
+@dataclass
+class SplitSizes:
+    """Disjoint split sizes. Train-pool splits: target_train, shadow_train, calibration;
+    test-pool splits: target_test, shadow_test. The rest of the train pool is the 'reserve'
+    (GAN training, feature extractors, population samples), never an evaluation member."""
+
+    target_train: int = 5000
+    shadow_train: int = 5000
+    calibration: int = 2500
+    target_test: int = 2500
+    shadow_test: int = 2500
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"
+    root: str | None = None
+    download: bool = False
+    splits: SplitSizes = field(default_factory=SplitSizes)
+    eval_size: int = 2500
+    """members and non-members per source when attacking the target"""
+    fit_size: int = 2500
+    """members and non-members from the shadow model used to fit every attack"""
+    overlap: str = "refuse"
+    """a source image equal (uint8 content) to a target training image: 'refuse' (a ConfigError)
+    or 'remove' (dropped, counted in the source's 'overlap_removed' row)"""
+
+    def __post_init__(self):
+        _check(self.overlap in OVERLAP, f"data.overlap = '{self.overlap}' is not allowed; use one of: "
+                                        f"{', '.join(OVERLAP)}")
+
+
+OVERLAP = ("refuse", "remove")
+
+
+@dataclass
+class Component:
+    """A registered component (source, attack, calibration) with its parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> "Component":
+        """``"name"`` or ``{name: ..., param: value, ...}``."""
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            params = {k: v for k, v in value.items() if k != "name"}
+            return cls(value["name"], params)
+        raise ConfigError(f"'{where}' must be a name or a mapping with a 'name' key, got {value!r}")
+
+
+@dataclass
+class ModelSpec:
+    arch: str
+    name: str | None = None
+    """label in results (defaults to the architecture's name)"""
+    params: dict[str, Any] = field(default_factory=dict)
+    """architecture keyword arguments (e.g. width)"""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """overrides of the study recipe for this architecture"""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.arch
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> "ModelSpec":
+        """An architecture name or a mapping with ``arch``."""
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict):
+            return build(cls, value, where)
+        raise ConfigError(f"'{where}' must be an architecture name or a mapping with 'arch', got {value!r}")
+
+
+@dataclass
+class Setting:
+    """One calibration / defense setting, applied to target and shadow alike."""
+
+    name: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """training-time overrides: label_smoothing, weight_decay, dropout, ..."""
+    calibration: Component = field(default_factory=lambda: Component("none"))
+    """post-hoc calibration of the model's outputs (temperature, llla, ...)"""
+    shadow_calibration: Component | None = None
+    """calibration the attacker's shadow gets; None = the same as the target's"""
+    attacker: str = "same"
+    """'same': the shadow gets this setting's recipe and calibration too; 'uncalibrated': the
+    shadow is trained with the study recipe (no overrides) and left uncalibrated, while the
+    target gets the setting (the attacker does not know the defense)"""
+    sweep: str | None = None
+    """name of the sweep this setting belongs to (links its points in comparison figures)"""
+    sweep_value: Any = None
+    """its value along the sweep (inferred from the recipe or calibration when not given)"""
+
+    def __post_init__(self):
+        _check(self.attacker in ATTACKERS, f"settings.{self.name}.attacker = '{self.attacker}' is not allowed; "
+                                           f"use one of: {', '.join(ATTACKERS)}")
+        _check(not (self.attacker == "uncalibrated" and self.shadow_calibration is not None),
+               f"settings.{self.name}: 'attacker: uncalibrated' already fixes the shadow's calibration "
+               f"(none); remove 'shadow_calibration' or use 'attacker: same'")
+
+
+ATTACKERS = ("same", "uncalibrated")
+
+
+def parse_settings(value: Any) -> list[Setting]:
+    """``{setting_name: {recipe: {...}, calibration: ...}, ...}`` in the order written."""
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"'settings' must be a non-empty mapping of setting names, got {value!r}")
+    settings = []
+    for name, body in value.items():
+        where = f"settings.{name}"
+        if not isinstance(body, (dict, type(None))):
+            raise ConfigError(f"'{where}' must be a mapping (recipe, calibration, ...) or empty, got {body!r}; "
+                              f"e.g. settings: {{{name}: {{recipe: {{label_smoothing: 0.1}}}}}}")
+        body = dict(body or {})
+        if "name" in body:
+            raise ConfigError(f"'{where}.name' is not allowed: the mapping key is the setting's name")
+        settings.append(build(Setting, {"name": str(name), **body}, where))
+    return settings
+
+
+@dataclass
+class MetricsConfig:
+    bootstrap: int = 1000
+    confidence: float = 0.95
+    fpr_targets: list[float] = field(default_factory=lambda: [0.01, 0.001])
+    """TPR at each of these FPRs, with a bootstrap interval"""
+    priors: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
+    """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
+    ece_bins: int = 15
+
+    def __post_init__(self):
+        _check(self.bootstrap >= 1, f"metrics.bootstrap must be >= 1 (bootstrap resamples of each interval, "
+                                    f"e.g. 1000), got {self.bootstrap}")
+        _check(self.ece_bins >= 1, f"metrics.ece_bins must be >= 1 (equal-width confidence bins of the ECE, "
+                                   f"e.g. 15), got {self.ece_bins}")
+
+
+@dataclass
+class ReportConfig:
+    figures: bool = True
+    tensorboard: bool = True
+    fp_grid: int = 16
+    """most confident false positives shown per source in TensorBoard"""
+    roc_sources: list[str] | None = None
+    """non-member sources of the log-log ROC figures (null: test, or the first source)"""
+
+
+@dataclass
+class ReferenceConfig:
+    """Reference models for LiRA, RMIA and Shokri (see overconf/reference/manager.py)."""
+
+    num_models: int = 16
+    """K, even: every reference point is IN for exactly K / 2 models (LiRA: 16-256)"""
+    arch: str | None = None
+    """architecture of the reference models; null = the target's (with its params)"""
+    params: dict[str, Any] = field(default_factory=dict)
+    """architecture keyword arguments when ``arch`` is set"""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    """overrides of the setting's recipe for the reference models"""
+    mode: str = "auto"
+    """auto (batched on CUDA without BatchNorm, else sequential) | batched | sequential"""
+    group_size: int = 32
+    """models trained (batched) or evaluated at once; a finished group is stored model by model"""
+    extra_points: int = 0
+    """reserve images added to the reference data (besides the target's evaluation and the
+    shadow's fit points), even"""
+    population: int = 1000
+    """RMIA: size of the seeded population sample z, drawn from the rest of the reserve"""
+
+    def __post_init__(self):
+        allowed = ("auto", "batched", "sequential")
+        _check(self.mode in allowed, f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
+        _check(self.num_models >= 2 and self.num_models % 2 == 0,
+               f"reference.num_models must be even and >= 2 (each point is IN for half the models), "
+               f"got {self.num_models}")
+        _check(self.group_size >= 1, "reference.group_size must be >= 1")
+        _check(self.extra_points >= 0 and self.extra_points % 2 == 0,
+               f"reference.extra_points must be even and >= 0 (equal-size halves), got {self.extra_points}")
+        _check(self.population >= 1, "reference.population must be >= 1")
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("salem_cnn")])
+    recipe: Recipe = field(default_factory=Recipe)
+    sources: list[Component] = field(default_factory=list)
+    attacks: list[Component] = field(default_factory=list)
+    settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")],
+                                    metadata={"parse": parse_settings})
+    """written as a mapping of setting names (:func:`parse_settings`)"""
+    sweeps: dict[str, Any] = field(default_factory=dict)
+    """``{label_smoothing | weight_decay | dropout | <recipe key> | temperature: [values]}``;
+    expanded at load time into settings named ``<key>_<value>`` tagged with their sweep (so the
+    resolved config, and a run's config.yaml, list them as settings and ``sweeps`` is empty)"""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    """generators of the fake sources, FID, streaming and latent search (overconf.config.gan)"""
+    cache_dir: str = "checkpoints"
+    output_dir: str = "runs"
+    progress: bool = True
+
+    def recipe_for(self, model: ModelSpec, setting: Setting) -> Recipe:
+        recipe = self.recipe.updated(model.recipe, f"models[{model.arch}].recipe")
+        return recipe.updated(setting.recipe, f"settings.{setting.name}.recipe")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (round-trips through ``from_dict``)."""
+        d = dataclasses.asdict(self)
+        d["sources"] = [_component_dict(c) for c in self.sources]
+        d["attacks"] = [_component_dict(c) for c in self.attacks]
+        d["settings"] = {
+            s.name: {
+                "recipe": s.recipe,
+                "calibration": _component_dict(s.calibration),
+                **({"shadow_calibration": _component_dict(s.shadow_calibration)} if s.shadow_calibration else {}),
+                **({"attacker": s.attacker} if s.attacker != "same" else {}),
+                **({"sweep": s.sweep, "sweep_value": s.sweep_value} if s.sweep is not None else {}),
+            }
+            for s in self.settings
+        }
+        return d
+
+
+def _component_dict(c: Component) -> dict[str, Any]:
+    return {"name": c.name, **c.params}
+
+
+def source_label(c: Component) -> str:
+    return str(c.params.get("label", c.name))
+

@@ -1,0 +1,143 @@
+"""A finished run folder read back: config.yaml, results.json and per_sample.pt (RunData), and what
+each of its settings is (SettingInfo, from the run's resolved config)."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+
+from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
+from ..yamlio import load_yaml
+
+log = logging.getLogger("overconf")
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    config: dict[str, Any]
+    rows: list[dict]
+    per_sample: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def dataset(self) -> str:
+        """The run's data.dataset (``?`` if its config.yaml does not say)."""
+        data = self.config.get("data")
+        return str(data.get("dataset", "?")) if isinstance(data, dict) else "?"
+
+
+ROW_KEYS = ("model", "setting", "attack", "source", "metric", "value")
+
+
+def _damaged(run_dir: Path, name: str, why: str) -> DataError:
+    return DataError(f"'{run_dir / name}' is damaged ({why}); re-run the study ('overconf run' with its "
+                     f"config.yaml: cached models and outputs make that quick) or leave this run out")
+
+
+def check_complete(run_dir: Path) -> None:
+    """Refuse a run whose status.json is not 'complete' (failed, interrupted, killed or still
+    running); a folder without status.json predates status files and is read as before."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except FileNotFoundError:
+        status = None
+    except (OSError, ValueError):
+        status = {"status": "unreadable status.json"}
+    if status is not None and not isinstance(status, dict):
+        status = {"status": "unreadable status.json"}
+    if status is None:
+        log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
+    elif status.get("status") != "complete":
+        detail = {"running": f"still running or killed (started {status.get('started', '?')}, "
+                             f"pid {status.get('pid', '?')})"}.get(status.get("status"), status.get("status"))
+        if status.get("error"):
+            detail += f": {status['error']}"
+        raise IncompleteRunError(f"'{run_dir}' is not a finished run ({detail}); wait for it, or run it again "
+                                 f"with 'overconf run CONFIG --out {run_dir} --overwrite', or leave it out")
+
+
+def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
+    """config.yaml + results.json + per_sample.pt of a finished ``overconf run``; a missing or
+    damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
+    from .per_sample import load_per_sample
+
+    run_dir = Path(run_dir)
+    if require_complete:
+        check_complete(run_dir)
+    for name in ("config.yaml", "results.json", "per_sample.pt"):
+        if not (run_dir / name).is_file():
+            raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")
+    try:
+        config = load_yaml((run_dir / "config.yaml").read_text(), f"'{run_dir / 'config.yaml'}'") or {}
+    except (ConfigError, UnicodeDecodeError) as e:
+        raise _damaged(run_dir, "config.yaml", str(e)) from None
+    if not isinstance(config, dict):
+        raise _damaged(run_dir, "config.yaml", "not a mapping of keys")
+    try:
+        rows = json.loads((run_dir / "results.json").read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _damaged(run_dir, "results.json", f"not valid JSON: {e}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
+        raise _damaged(run_dir, "results.json", f"not a list of rows with keys {', '.join(ROW_KEYS)}")
+    try:
+        per_sample = load_per_sample(run_dir / "per_sample.pt")
+    except Exception as e:  # torch.load: UnpicklingError, RuntimeError, EOFError, ... on a damaged file
+        raise _damaged(run_dir, "per_sample.pt", f"{type(e).__name__}: {e}") from None
+    if not isinstance(per_sample, dict):
+        raise _damaged(run_dir, "per_sample.pt", "not a mapping of cells")
+    return RunData(run_dir, config, rows, per_sample)
+
+
+@dataclass
+class SettingInfo:
+    """What a setting does, read from a run's config.yaml."""
+
+    name: str
+    recipe: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    attacker: str = "same"
+    sweep: str | None = None
+    sweep_value: Any = None
+
+    @property
+    def kind(self) -> str:
+        """baseline | label_smoothing | weight_decay | dropout | temperature | llla |
+        attacker_uncalibrated | other (a 'pure' setting changes one thing only)."""
+        cal = self.calibration.get("name", "none")
+        if self.attacker != "same":
+            return "attacker_uncalibrated"
+        if not self.recipe:
+            return {"none": "baseline", "temperature": "temperature", "llla": "llla"}.get(cal, "other")
+        if cal == "none" and len(self.recipe) == 1:
+            (key,) = self.recipe
+            if key in ("label_smoothing", "weight_decay", "dropout"):
+                return key
+        return "other"
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.recipe.items()]
+        cal = self.calibration
+        if cal.get("name", "none") != "none":
+            parts.append(cal["name"] + "(" + ", ".join(f"{k}={v}" for k, v in cal.items() if k != "name") + ")")
+        if self.attacker != "same":
+            parts.append(f"attacker {self.attacker}")
+        return "; ".join(parts) or "no change"
+
+
+def setting_infos(config: dict[str, Any]) -> dict[str, SettingInfo]:
+    out = {}
+    for name, body in (config.get("settings") or {}).items():
+        body = body or {}
+        cal = body.get("calibration") or {"name": "none"}
+        out[str(name)] = SettingInfo(str(name), dict(body.get("recipe") or {}),
+                                     cal if isinstance(cal, dict) else {"name": cal},
+                                     body.get("attacker", "same"), body.get("sweep"), body.get("sweep_value"))
+    return out
