@@ -36,6 +36,7 @@ from .errors import ConfigError, RunFolderError, StorageError
 from .metrics import (accuracy, expected_calibration_error, membership_metrics, mmps,
                       overconfidence_error)
 from .outputs import Outputs, cached_outputs
+from .results import setting_columns
 from .seeding import derive_seed, generator
 from .signals import SIGNALS, SignalContext, as_request, cached_signal
 from .trained import ClassifierJob, TrainedClassifier, load_or_train
@@ -430,7 +431,8 @@ class Study:
     # ------------------------------------------------------------------ rows
     def _row(self, cell: Cell, attack: str, source: str, metric: str, value: Any) -> dict:
         return {"model": cell.model, "seed": cell.seed, "setting": cell.setting, "attack": attack,
-                "source": source, "metric": metric, "value": float(value)}
+                "source": source, "metric": metric, "value": float(value),
+                **setting_columns(self.cfg, cell.model, cell.setting)}  # self-describing (overconf.results)
 
     def model_rows(self, cell: Cell, trained, out, cal_t: Calibration, cal_s: Calibration) -> list[dict]:
         bins = self.cfg.metrics.ece_bins
