@@ -249,3 +249,16 @@ def test_functional_metrics_match_independent_references():
             oe += float(m.double().mean()) * c * max(c - acc, 0.0)
     assert metrics.multiclass_calibration_error(probs, labels, n_bins=10) == pytest.approx(ece)
     assert metrics.multiclass_overconfidence_error(probs, labels, n_bins=10) == pytest.approx(oe)
+
+
+def test_example_script_runs(tmp_path):
+    """experiments/api_example.py (the README's notebook-style example) runs end to end."""
+    import os
+
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           "OVERCONF_EXAMPLE_DIR": str(tmp_path), "HOME": os.environ.get("HOME", "/tmp")}
+    r = subprocess.run([sys.executable, "experiments/api_example.py"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "run folder:" in r.stdout and "salem scores" in r.stdout and "AUROC" in r.stdout
+    assert (tmp_path / "runs").is_dir() and (tmp_path / "checkpoints").is_dir()
