@@ -27,7 +27,7 @@ from .config import ModelSpec, Setting, StudyConfig
 ROW_KEYS = ("model", "seed", "setting", "attack", "source", "metric", "value")
 """the tidy key and value columns every row starts with"""
 
-_MEMO: dict[int, tuple[StudyConfig, dict[tuple[str, str], dict[str, Any]]]] = {}
+_MEMO: dict[tuple[int, str], tuple[StudyConfig, dict[tuple[str, str], dict[str, Any]]]] = {}
 
 
 def _model(cfg: StudyConfig, label: str) -> ModelSpec:
@@ -77,12 +77,14 @@ def study_columns(cfg: StudyConfig) -> dict[tuple[str, str], dict[str, Any]]:
 def setting_columns(cfg: StudyConfig, model: str, setting: str) -> dict[str, Any]:
     """The parameter columns of the rows of (``model`` label, ``setting`` name) in study ``cfg``.
 
-    Computed once per config object (the study calls this for every row)."""
-    memo = _MEMO.get(id(cfg))
+    Computed once per config object and content of its recipe, models and settings (the study
+    calls this for every row; a config changed in place gets new columns)."""
+    key = (id(cfg), repr((cfg.recipe, cfg.models, cfg.settings)))
+    memo = _MEMO.get(key)
     if memo is None or memo[0] is not cfg:
         if len(_MEMO) > 16:
             _MEMO.clear()
-        memo = _MEMO[id(cfg)] = (cfg, study_columns(cfg))
+        memo = _MEMO[key] = (cfg, study_columns(cfg))
     table = memo[1]
     if (model, setting) not in table:  # a model / setting outside the config (bring-your-own)
         return _columns(cfg, _model(cfg, model), _setting(cfg, setting))

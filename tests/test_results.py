@@ -49,6 +49,13 @@ def test_sweep_and_model_recipe_columns():
     assert thin["calibration.T"] == "fit" and setting_columns(cfg, "thin", "baseline")["sweep"] is None
 
 
+def test_columns_follow_a_config_changed_in_place():
+    cfg = _cfg(settings=SETTINGS)
+    assert setting_columns(cfg, "small_resnet", "label_smoothing")["recipe.label_smoothing"] == 0.1
+    cfg.settings[1].recipe["label_smoothing"] = 0.2
+    assert setting_columns(cfg, "small_resnet", "label_smoothing")["recipe.label_smoothing"] == 0.2
+
+
 def test_column_order_starts_with_the_tidy_keys():
     rows = [{"model": "m", "seed": 0, "setting": "s", "attack": "-", "source": "test", "metric": "x",
              "value": 1.0, "arch": "a", "recipe.lr": 0.1}]
