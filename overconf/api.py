@@ -34,9 +34,16 @@ def _set_items(overrides: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -
     """``{"recipe.lr": 0.01}`` and ``recipe__lr=0.01`` as ``--set`` items (JSON values are YAML)."""
     items = {str(k): v for k, v in (overrides or {}).items()}
     items |= {k.replace("__", "."): v for k, v in kwargs.items()}
+    def plain(o: Any) -> Any:
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, (tuple, set)):
+            return list(o)
+        raise TypeError(f"{type(o).__name__} {o!r} is not plain data")
+
     try:
-        return [f"{k}={json.dumps(v)}" for k, v in items.items()]
-    except TypeError as e:
+        return [f"{k}={json.dumps(v, default=plain)}" for k, v in items.items()]
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"an override value is not plain data ({e}); use numbers, strings, lists, dicts") from None
 
 

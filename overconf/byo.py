@@ -7,7 +7,7 @@
 
 What runs is the study's evaluation path (overconf.study.Study.evaluate) for the single-model
 attacks, on your trained ``nn.Module`` and your (already normalised) model inputs: outputs ->
-uncalibrated log-probabilities -> every attack fitted on the shadow's members vs non-members
+log-probabilities (uncalibrated, or at a fixed temperature) -> every attack fitted on the shadow's members vs non-members
 (generators seeded as in a study) and applied to the target's members vs each non-member source
 (a source with fewer samples is compared with a seeded equal-size subset of the members) ->
 membership metrics with Clopper-Pearson / bootstrap intervals and MMPS -> the study's tidy rows.
@@ -74,6 +74,7 @@ def matched_members(seed: int, source: str, n_members: int, n_source: int) -> to
 def evaluate(model: torch.nn.Module, members: Data, nonmembers: Mapping[str, Data], *,
              shadow: tuple | None = None,
              attacks: Sequence[Any] = ("max_score", "entropy", "salem"),
+             temperature: float | None = None,
              name: str | None = None, setting: str = "baseline", seed: int = 0,
              metrics: Mapping[str, Any] | MetricsConfig | None = None, device: str | torch.device = "cpu",
              batch_size: int = 1024) -> StudyResult:
@@ -83,7 +84,8 @@ def evaluate(model: torch.nn.Module, members: Data, nonmembers: Mapping[str, Dat
     (x, y)}`` of inputs it never saw (``test`` also gives test accuracy, ECE and OE rows);
     ``shadow``: ``(shadow_model, shadow_members, shadow_nonmembers)``, or ``(shadow_members,
     shadow_nonmembers)`` to fit the attacks on ``model`` itself (an attacker who knows some of its
-    members; None: required for fitting, so an error). ``attacks``: single-model attacks as in a
+    members; None: required for fitting, so an error). ``temperature``: release softmax(z / T)
+    from target and shadow (fixed temperature scaling, Guo et al. 2017) instead of softmax(z). ``attacks``: single-model attacks as in a
     study's ``attacks:`` list (names or ``{"name": ..., params}``); ``metrics``: the study's
     ``metrics:`` section. Inputs are the model's inputs (normalise them as it was trained).
 
@@ -104,18 +106,22 @@ def evaluate(model: torch.nn.Module, members: Data, nonmembers: Mapping[str, Dat
         except TypeError as e:
             raise ConfigError(f"metrics: {e}; allowed keys: bootstrap, confidence, fpr_targets, priors, ece_bins") \
                 from None
+    if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ConfigError(f"temperature must be a positive number (softmax(z / T)), got {temperature!r}")
+    scale = float(temperature) if temperature is not None else 1.0
     label = name or type(model).__name__
     specs = [parse_component(a, f"attacks[{i}]") for i, a in enumerate(attacks)]
     attack_objs = [get_attack(c.name, **c.params).attack for c in specs]
 
     def sig(m: torch.nn.Module, data: Data, where: str) -> Signals:
         x, y = _split(data, where)
-        return Signals(torch.log_softmax(model_logits(m, x, device, batch_size).double(), dim=1), y)
+        return Signals(torch.log_softmax(model_logits(m, x, device, batch_size).double() / scale, dim=1), y)
 
     target_in = sig(model, members, "members")
     sources = {str(k): sig(model, v, f"nonmembers['{k}']") for k, v in nonmembers.items()}
     shadow_in, shadow_out = sig(shadow_model, fit_in, "shadow members"), sig(shadow_model, fit_out, "shadow non-members")
-    columns = {"arch": type(model).__name__, "calibration": "none", "attacker": "same",
+    columns = {"arch": type(model).__name__, "calibration": "none" if temperature is None else "temperature",
+               "calibration.T": temperature, "attacker": "same",
                "shadow": "target" if shadow_model is model else "shadow model"}
     key = (seed, label, setting)
 

@@ -38,6 +38,9 @@ def test_overrides_follow_the_set_schema():
     assert (cfg.recipe.lr, cfg.recipe.epochs, cfg.data.eval_size, cfg.seeds) == (0.01, 3, 100, [0, 1])
     assert cfg.settings[1].calibration.params == {"T": 10}
     assert overconf.load(cfg, recipe__lr=0.5).recipe.lr == 0.5 and cfg.recipe.lr == 0.01  # a copy
+    assert overconf.load(RAW, cache_dir=Path("/tmp/x"), seeds=(3,)).cache_dir == "/tmp/x"  # paths, tuples
+    with pytest.raises(ConfigError, match="not plain data"):
+        overconf.load(RAW, recipe__lr=object())
     with pytest.raises(ConfigError, match="lrr"):
         overconf.load(RAW, recipe__lrr=1)
     with pytest.raises(ConfigError, match="recipe.lr"):
@@ -178,6 +181,15 @@ def test_bring_your_own_plain_module_and_tensors():
     own = overconf.evaluate(model, (x_in, y_in), {"test": (x_out, y_out)}, shadow=((x_in, y_in), (x_out, y_out)),
                             attacks=["max_score"], metrics={"bootstrap": 20})
     assert own.frame["shadow"].eq("target").all()
+    # a fixed temperature: softmax(z / T) released by target and shadow
+    hot = overconf.evaluate(model, (x_in, y_in), {"test": (x_out, y_out)}, shadow=(shadow, (xs_in, ys_in),
+                            (xs_out, ys_out)), attacks=["max_score"], temperature=4.0, metrics={"bootstrap": 20})
+    mms = hot.frame.query("source == 'members' and metric == 'mean_max_score'")["value"].item()
+    with torch.no_grad():
+        assert mms == pytest.approx(float(torch.softmax(model(x_in).double() / 4, 1).max(1).values.mean()))
+    assert set(hot.frame["calibration"]) == {"temperature"} and set(hot.frame["calibration.T"]) == {4.0}
+    with pytest.raises(ConfigError, match="temperature"):
+        overconf.evaluate(model, (x_in, y_in), {"test": x_out}, shadow=(x_in, x_out), temperature=0)
     with pytest.raises(ConfigError, match="shadow"):
         overconf.evaluate(model, (x_in, y_in), {"test": x_out})
     with pytest.raises(ConfigError, match="lira needs"):
