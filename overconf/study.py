@@ -36,6 +36,7 @@ from .gan.generators import seed_generator
 from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
 from .run_folder import OUTPUT_FIX, STATUS, create_run_dir, default_run_dir, write_status
+from .results import setting_columns
 from .seeding import derive_seed, generator
 from .signals import SIGNALS, SignalContext, as_request, cached_signal
 from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
@@ -240,7 +241,8 @@ class Study:
             rows += attack_rows(cell, attack, signals[("shadow", "members")], signals[("shadow", "nonmembers")],
                                 cfg.metrics)
         rows += self.hook_rows(cell)
-        return cell, rows
+        columns = setting_columns(cfg, cell.model, cell.setting)  # self-describing rows (overconf.results)
+        return cell, [r | columns for r in rows]
 
     def hook_rows(self, cell: Cell) -> list[dict]:
         """After a cell is evaluated: the registered post-cell hooks (overconf.hooks; the GAN
@@ -302,7 +304,6 @@ class Study:
             extra[req.key] = cal.log_probs(value) if isinstance(value, Outputs) else value
         return Signals(cal.log_probs(outs), outs.labels, extra)
 
-    # ------------------------------------------------------------------ rows
 def run_study(cfg: StudyConfig, run_dir: str | Path | None = None, *, report: bool = True,
               overwrite: bool = False) -> StudyResult:
     return Study(cfg, run_dir, overwrite=overwrite).run(report=report)

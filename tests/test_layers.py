@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (layer, module prefixes), bottom first; a module may import its own layer and those below.
     ("base", ("overconf.errors", "overconf.names", "overconf.yamlio", "overconf.registry",
               "overconf.seeding", "overconf.device", "overconf.cache")),
-    ("config", ("overconf.config",)),
+    ("config", ("overconf.config", "overconf.results")),  # results: the row columns a config implies
     ("data", ("overconf.data", "overconf.augment", "overconf.contexts")),
     ("models", ("overconf.models",)),
     ("training", ("overconf.training",)),
@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("overconf.report",)),
     ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
                 "overconf.validation")),
-    ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf")),
+    ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
 ]
 """The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""
 

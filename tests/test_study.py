@@ -38,7 +38,11 @@ def test_results_table_is_complete(tiny_run):
     assert {("train", "accuracy"), ("test", "accuracy"), ("test", "ece"),
             ("test", "overconfidence_error"), ("members", "mean_max_score")} <= model_metrics
     assert {("test" if s == "test" else s, "mean_max_score") for s in sources} <= model_metrics
-    assert all(set(r) == {"model", "seed", "setting", "attack", "source", "metric", "value"} for r in rows)
+    # the tidy key and value columns first, then exactly the setting's parameter columns (issue 12)
+    from overconf.results import setting_columns
+    assert all(list(r)[:7] == ["model", "seed", "setting", "attack", "source", "metric", "value"]
+               and {k: r[k] for k in list(r)[7:]} == setting_columns(result.config, r["model"], r["setting"])
+               for r in rows)
 
 
 def test_member_and_nonmember_sets_are_equal_size_per_source(tiny_run):
@@ -78,7 +82,8 @@ def test_run_folder_holds_every_artefact(tiny_run):
         assert (d / name).is_file(), name
     rows = json.loads((d / "results.json").read_text())
     assert len(rows) == len(result.rows)
-    assert (d / "results.csv").read_text().splitlines()[0] == "model,seed,setting,attack,source,metric,value"
+    assert (d / "results.csv").read_text().splitlines()[0] == ("model,seed,setting,attack,source,metric,value,"
+                                                                "arch,arch.width,calibration,attacker,sweep,sweep_value")
     summary = (d / "summary.md").read_text()
     assert "FPR test" in summary and "FPR digits" in summary and "salem_top3" in summary
     figures = sorted(p.name for p in (d / "figures").glob("*.png"))

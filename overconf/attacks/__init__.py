@@ -8,4 +8,7 @@ from .base import ATTACKS, Attack, Fitted, Signals
 from . import (threshold, salem, loss, true_class, modified_entropy, scaled_logit,  # noqa: F401
                label_only, adversarial, shokri, lira, rmia)  # (registration)
 
-__all__ = ["ATTACKS", "Attack", "Fitted", "Signals"]
+from .tensors import FittedAttack, TensorAttack, fit, get, signals, single_model_attacks  # on plain tensors
+
+__all__ = ["ATTACKS", "Attack", "Fitted", "Signals", "FittedAttack", "TensorAttack", "fit", "get", "signals",
+           "single_model_attacks"]

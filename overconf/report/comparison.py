@@ -1,6 +1,7 @@
 """Side-by-side comparison of settings (calibration methods, regularisers) across run folders.
 
-Reads each run's config.yaml (what every setting is, its sweep), results.json (tidy rows) and
+Reads each run's config.yaml (parsed by overconf.config into the typed StudyConfig: what every
+setting is, its sweep), results.json (tidy rows) and
 per_sample.pt (max scores and test-set probabilities); nothing is recomputed from a model. One
 entry per (run, model, setting): test accuracy, ECE, overconfidence error, mean max confidence
 per input set, and for one attack (the threshold attack ``max_score`` unless told otherwise):

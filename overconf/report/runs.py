@@ -1,5 +1,6 @@
-"""A finished run folder read back: config.yaml, results.json and per_sample.pt (RunData), and what
-each of its settings is (SettingInfo, from the run's resolved config)."""
+"""A finished run folder read back: config.yaml (as a typed StudyConfig, through overconf.config,
+the one parser), results.json and per_sample.pt (RunData), and what each of its settings is
+(SettingInfo, from the typed settings)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-
+from ..config import StudyConfig, parse_config
 from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
 from ..yamlio import load_yaml
 
@@ -19,7 +19,8 @@ log = logging.getLogger("overconf")
 @dataclass
 class RunData:
     run_dir: Path
-    config: dict[str, Any]
+    config: StudyConfig
+    """the run's config.yaml, parsed and validated by overconf.config (the one parser)"""
     rows: list[dict]
     per_sample: dict[str, Any]
 
@@ -29,9 +30,8 @@ class RunData:
 
     @property
     def dataset(self) -> str:
-        """The run's data.dataset (``?`` if its config.yaml does not say)."""
-        data = self.config.get("data")
-        return str(data.get("dataset", "?")) if isinstance(data, dict) else "?"
+        """The run's data.dataset."""
+        return self.config.data.dataset
 
 
 ROW_KEYS = ("model", "setting", "attack", "source", "metric", "value")
@@ -65,7 +65,8 @@ def check_complete(run_dir: Path) -> None:
 
 
 def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
-    """config.yaml + results.json + per_sample.pt of a finished ``overconf run``; a missing or
+    """config.yaml (as a typed StudyConfig) + results.json + per_sample.pt of a finished
+    ``overconf run``; a missing or
     damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
     from .per_sample import load_per_sample
 
@@ -81,6 +82,10 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
         raise _damaged(run_dir, "config.yaml", str(e)) from None
     if not isinstance(config, dict):
         raise _damaged(run_dir, "config.yaml", "not a mapping of keys")
+    try:
+        config = parse_config(config)
+    except ConfigError as e:
+        raise _damaged(run_dir, "config.yaml", f"not a valid study config: {e}") from None
     try:
         rows = json.loads((run_dir / "results.json").read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -98,7 +103,7 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
 
 @dataclass
 class SettingInfo:
-    """What a setting does, read from a run's config.yaml."""
+    """What a setting does, from the run's typed config (:func:`setting_infos`)."""
 
     name: str
     recipe: dict[str, Any] = field(default_factory=dict)
@@ -132,12 +137,8 @@ class SettingInfo:
         return "; ".join(parts) or "no change"
 
 
-def setting_infos(config: dict[str, Any]) -> dict[str, SettingInfo]:
-    out = {}
-    for name, body in (config.get("settings") or {}).items():
-        body = body or {}
-        cal = body.get("calibration") or {"name": "none"}
-        out[str(name)] = SettingInfo(str(name), dict(body.get("recipe") or {}),
-                                     cal if isinstance(cal, dict) else {"name": cal},
-                                     body.get("attacker", "same"), body.get("sweep"), body.get("sweep_value"))
-    return out
+def setting_infos(config: StudyConfig) -> dict[str, SettingInfo]:
+    """Setting name -> what it changes, from the typed :class:`~overconf.config.Setting` objects."""
+    return {s.name: SettingInfo(s.name, dict(s.recipe), {"name": s.calibration.name, **s.calibration.params},
+                                s.attacker, s.sweep, s.sweep_value)
+            for s in config.settings}

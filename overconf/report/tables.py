@@ -12,11 +12,15 @@ from typing import Iterable
 from ..cache import atomic_write_text
 
 COLUMNS = ["model", "seed", "setting", "attack", "source", "metric", "value"]
+"""the key and value columns; rows carry the setting's parameters after them (overconf.results)"""
 
 
 def write_rows(rows: list[dict], run_dir: Path) -> None:
+    """results.csv (the columns of every row; empty where a row lacks one) and results.json."""
+    from ..results import column_order
+
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w = csv.DictWriter(buf, fieldnames=column_order(rows), restval="")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(run_dir / "results.csv", buf.getvalue())

@@ -1,0 +1,129 @@
+"""The public Python API: a study in a notebook, and the study's evaluation on your own model.
+
+    >>> import overconf
+    >>> result = overconf.run("experiments/fashion_mnist.yaml", recipe__epochs=5, seeds=[0])
+    >>> result.frame                       # pandas DataFrame: one row per (model, seed, setting, attack, source, metric)
+    >>> result.scores[(0, "salem_cnn", "baseline")]["max_score"]["test"]   # per-sample scores
+
+Overrides follow the schema of ``--set`` (overconf.config): ``recipe__lr=0.01`` (``__`` for a
+dot) or a dict of dotted keys ``{"recipe.lr": 0.01}``; values are Python values (lists, dicts).
+
+Bring your own model and data (:func:`overconf.byo.evaluate`, also ``overconf.evaluate``): a trained ``nn.Module`` plus tensors gives the
+same rows as a study for the single-model attacks (fitted on a shadow model's members vs
+non-members, applied to your model's members vs each named non-member source); nothing is trained
+except what an attack trains itself (the salem MLP).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Union
+
+from .config import StudyConfig, apply_overrides, check_not_empty, parse_config
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # torch and pandas load only when a study or an evaluation runs
+    import pandas
+    import torch
+
+ConfigLike = Union[str, Path, Mapping[str, Any], StudyConfig, None]
+
+
+def _set_items(overrides: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> list[str]:
+    """``{"recipe.lr": 0.01}`` and ``recipe__lr=0.01`` as ``--set`` items (JSON values are YAML)."""
+    items = {str(k): v for k, v in (overrides or {}).items()}
+    items |= {k.replace("__", "."): v for k, v in kwargs.items()}
+    def plain(o: Any) -> Any:
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, (tuple, set)):
+            return list(o)
+        raise TypeError(f"{type(o).__name__} {o!r} is not plain data")
+
+    try:
+        return [f"{k}={json.dumps(v, default=plain)}" for k, v in items.items()]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"an override value is not plain data ({e}); use numbers, strings, lists, dicts") from None
+
+
+def load(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> StudyConfig:
+    """A validated :class:`~overconf.config.StudyConfig` from a YAML path, a raw dict, a config
+    object or defaults (None), with overrides applied through the ``--set`` schema."""
+    from .validation import load_config, validate_components  # the registries: imports torch
+
+    sets = _set_items(overrides, kwargs)
+    if config is None or isinstance(config, (str, Path)):
+        return load_config(config, sets)
+    if isinstance(config, StudyConfig):
+        raw = config.to_dict()
+    elif isinstance(config, Mapping):
+        raw = dict(config)
+    else:
+        raise ConfigError(f"a study config is a YAML path, a dict or a StudyConfig, got {type(config).__name__}")
+    cfg = parse_config(apply_overrides(raw, sets))
+    check_not_empty(cfg)
+    validate_components(cfg)
+    return cfg
+
+
+@dataclass
+class StudyResult:
+    """Result rows (``frame``), per-sample scores and where the run was written."""
+
+    rows: list[dict]
+    scores: dict[tuple, dict[str, dict[str, "torch.Tensor"]]] = field(default_factory=dict, repr=False)
+    """(seed, model, setting) -> attack -> {'members' | source: per-sample scores (higher: member)}"""
+    thresholds: dict[tuple, dict[str, float]] = field(default_factory=dict, repr=False)
+    """(seed, model, setting) -> attack -> the threshold fitted on the shadow"""
+    member_index: dict[tuple, dict[str, "torch.Tensor"]] = field(default_factory=dict, repr=False)
+    """(seed, model, setting) -> source -> indices of the members it is compared with"""
+    run_dir: Path | None = None
+    config: StudyConfig | None = field(default=None, repr=False)
+    raw: Any = field(default=None, repr=False)
+    """the study runner's result (cells, images), where a study produced this"""
+
+    @property
+    def frame(self) -> "pandas.DataFrame":
+        """The rows as a DataFrame: model, seed, setting, attack, source, metric, value, then the
+        setting's parameters (overconf.results)."""
+        import pandas as pd
+
+        from .results import column_order
+
+        return pd.DataFrame(self.rows, columns=column_order(self.rows))
+
+    @classmethod
+    def from_cells(cls, rows: list[dict], cells, **kw) -> "StudyResult":
+        key = [(c.seed, c.model, c.setting) for c in cells]
+        return cls(rows, {k: c.scores for k, c in zip(key, cells)}, {k: c.thresholds for k, c in zip(key, cells)},
+                   {k: c.member_index for k, c in zip(key, cells)}, **kw)
+
+
+class Study:
+    """A study from a config (path, dict, StudyConfig or None for defaults) and overrides.
+
+    ``Study("experiments/fashion_mnist.yaml", recipe__epochs=5).run()``; ``.config`` is the
+    validated config (change it with overrides, not in place)."""
+
+    def __init__(self, config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, **kwargs: Any):
+        self.config = load(config, overrides, **kwargs)
+
+    def run(self, run_dir: str | Path | None = None, *, write_report: bool = True,
+            overwrite: bool = False) -> StudyResult:
+        """Train what the cache lacks, evaluate, and write the run folder (``write_report=False``:
+        results only in memory, besides config.yaml and status.json)."""
+        from .study import run_study
+
+        r = run_study(self.config, run_dir, report=write_report, overwrite=overwrite)
+        return StudyResult.from_cells(r.rows, r.cells, run_dir=r.run_dir, config=r.config, raw=r)
+
+
+def run(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, *, run_dir: str | Path | None = None,
+        write_report: bool = True, overwrite: bool = False, **kwargs: Any) -> StudyResult:
+    """Run a study: ``overconf.run("study.yaml", recipe__lr=0.01)`` or ``overconf.run(raw_dict,
+    {"recipe.lr": 0.01})``. Returns a :class:`StudyResult` (``.frame``, ``.scores``, ``.run_dir``)."""
+    return Study(config, overrides, **kwargs).run(run_dir, write_report=write_report, overwrite=overwrite)
+
+
+__all__ = ["run", "Study", "StudyResult", "load"]
