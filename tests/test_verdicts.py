@@ -111,3 +111,8 @@ def test_run_entries_keep_per_seed_values():
 def test_not_tested_is_kept():
     c = Comparison([_entry("baseline")], "max_score", ["test"], "baseline", False)
     assert all(v.status == NOT_TESTED for v in verdicts(c))
+
+
+def test_tiny_intervals_are_not_rounded_to_zero():
+    text = t_interval([-1e-5, -2e-5, -1.5e-5]).text(signed=True)
+    assert text.startswith("-1.50e-05, 95% CI [-2.74e-05, -2.58e-06]"), text

@@ -46,6 +46,8 @@ class Interval:
 
     def text(self, digits: int = 3, signed: bool = False) -> str:
         f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+        if self.n >= 2 and 0 < max(abs(self.low), abs(self.high)) < 10 ** -digits:
+            f = "{:+.2e}" if signed else "{:.2e}"  # tiny differences: rounding would hide the sign
         if self.n < 2:
             return f"{f.format(self.mean)} (1 seed: no interval)"
         return (f"{f.format(self.mean)}, {CONFIDENCE:.0%} CI [{f.format(self.low)}, {f.format(self.high)}] "
