@@ -78,3 +78,16 @@ def test_fpr_bars_for_many_attacks_legend_outside_and_gaps_between_families(tmp_
     written = study_figures(result, tmp_path / "figures")
     assert [p.name for p in written] == ["fpr_bars_m_baseline.png"]
     assert written[0].stat().st_size > 20_000
+
+
+def test_gan_report_names_queried_attacks_it_cannot_stream():
+    """The default study combines GAN sources with queried attacks, whose requirements are
+    SignalRequests (not names): the GAN summary's list of skipped attacks must not crash on them."""
+    from overconf.attacks import ATTACKS
+    from overconf.gan.hooks import unstreamable
+
+    attacks = [ATTACKS["max_score"](), ATTACKS["label_only_augmentation"](flip=True, shift=1),
+               ATTACKS["local_variation"]()]
+    skipped = unstreamable(attacks)
+    assert list(skipped) == ["label_only_augmentation", "local_variation"]
+    assert all(text.startswith("needs extra signals (") and "SignalRequest" not in text for text in skipped.values())
