@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import logging
 import sys
@@ -30,15 +31,17 @@ examples:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
+    from .config import load_config, validate_components
+
+    cfg = load_config(args.config, args.set or [], components=False)  # config errors before torch loads
     from .study import Study
 
-    cfg = load_config(args.config, args.set or [])
+    validate_components(cfg)
     if args.device:
         cfg.device = args.device
     if args.no_progress:
         cfg.progress = False
-    study = Study(cfg, args.out)
+    study = Study(cfg, args.out, overwrite=args.overwrite)
     result = study.run()
     print((result.run_dir / "summary.md").read_text())
     print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
@@ -48,11 +51,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .config import load_config
+    from .config import load_config, validate_components
+
+    cfg = load_config(args.config, args.set or [], components=False)  # config errors before torch loads
+    if args.nrow is not None and args.nrow < 1:
+        raise OverconfError(f"--nrow must be >= 1 (images per grid row), got {args.nrow}")
     from .device import resolve_device
     from .gan.export import write_samples
 
-    cfg = load_config(args.config, args.set or [])
+    validate_components(cfg)
     w = write_samples(cfg, args.out, n=args.n, device=resolve_device(args.device or cfg.device), psi=args.psi,
                       classes=args.classes, conditional=args.conditional, seed=args.seed,
                       study_seed=args.study_seed, nrow=args.nrow, progress=not args.no_progress)
@@ -69,6 +76,10 @@ def cmd_compare(args) -> int:
     from .report.tables import markdown_table
     from .report.verdicts import verdicts_markdown
 
+    resolved = [Path(d).resolve() for d in args.run_dirs]
+    twice = next((d for d, r in zip(args.run_dirs, resolved) if resolved.count(r) > 1), None)
+    if twice is not None:
+        raise OverconfError(f"run folder '{twice}' is given twice; list each run once")
     runs = [load_run(d) for d in args.run_dirs]
     if args.out:
         out = Path(args.out)
@@ -77,6 +88,10 @@ def cmd_compare(args) -> int:
     else:
         out = runs[0].run_dir.parent / f"comparison-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     c, _ = write_comparison(runs, out, attack=args.attack, baseline=args.baseline, figures=not args.no_figures)
+    print(f"dataset: {c.dataset}, attack: {c.attack}")
+    for note in c.notes:
+        print(f"note: {note}")
+    print()
     print(markdown_table(*model_table(c)), end="\n\n")
     print(markdown_table(*attack_table(c)), end="\n\n")
     print(verdicts_markdown(c))
@@ -101,8 +116,12 @@ def cmd_list(args) -> int:
 
 def cmd_cache(args) -> int:
     root = Path(args.cache_dir)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise OverconfError(f"cache folder '{root}' {what}; pass the cache_dir of your studies with "
+                            f"--cache-dir DIR (default: checkpoints, relative to where 'overconf run' ran)")
     total = 0
-    for kind in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    for kind in sorted(p for p in root.iterdir() if p.is_dir()):
         files = list(kind.glob("*.pt"))
         size = sum(f.stat().st_size for f in files)
         total += size
@@ -131,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cached model and output; writes results.csv/json, summary.md, "
                                    "figures/ and tensorboard/ to the run folder.")
     study_arguments(r)
-    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>)")
+    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>, a new folder for every "
+                                 "run); a folder that holds a run is refused unless --overwrite")
+    r.add_argument("--overwrite", action="store_true",
+                   help="with --out: delete the run already in that folder (results, figures, tensorboard/) first")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",
@@ -175,6 +197,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_message(e: OSError) -> str:
+    """One line naming the file problem and its fix."""
+    path = f"'{e.filename}'" if e.filename else "a file"
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the disk while writing {path} ({reason}); free some space or point "
+                f"cache_dir / output_dir (--set cache_dir=DIR, --out DIR) at a larger disk, then re-run: "
+                f"finished models and outputs are cached and every file is written atomically")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {path} ({reason}); make it writable or choose another folder "
+                f"(--set output_dir=DIR or --out DIR for results, --set cache_dir=DIR for the cache)")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        blocking = next((p for p in (Path(e.filename), *Path(e.filename).parents) if p.is_file()), None) \
+            if e.filename else None
+        if blocking is not None:
+            path = f"'{blocking}' is a file, but a folder is needed there" + (
+                f" (for {path})" if blocking != Path(e.filename) else "")
+        return (f"{path} ({reason}); set cache_dir / output_dir (--set cache_dir=DIR, --out DIR) to a folder, "
+                f"or move the file away")
+    if e.errno == errno.ENOENT:
+        return f"{path} does not exist ({reason}); check the path"
+    return f"{path}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except OverconfError as e:
+        logging.getLogger("overconf").debug("traceback", exc_info=True)
         print(f"overconf: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, read-only folders, a file where a folder belongs
+        logging.getLogger("overconf").debug("traceback", exc_info=True)
+        print(f"overconf: error: {os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("overconf: interrupted; finished models and outputs are cached, re-run to resume",

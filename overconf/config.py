@@ -3,7 +3,13 @@
 Every unknown key is an error naming the key and the allowed ones; every registry-valued field
 (dataset, architecture, source, attack, calibration) is checked against its registry.
 ``--set a.b=value`` overrides are applied to the raw mapping before validation; values are
-parsed as YAML (``--set seeds=[0,1]``, ``--set recipe.lr=0.01``).
+parsed as YAML (``--set seeds=[0,1]``, ``--set recipe.lr=0.01``). YAML is read with YAML 1.2
+numbers (``3e-4`` is a float) and a key written twice is an error (overconf.yamlio).
+
+Validation runs in two steps so that config errors appear within a second: :func:`parse_config`
+(types, values, registered names from the torch-free table in overconf.names; this module never
+imports torch) and :func:`validate_components` (component parameters against the real factories,
+which imports the registries and torch). :func:`config_from_dict` and :func:`load_config` do both.
 """
 from __future__ import annotations
 
@@ -16,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
-from .gan.config import GanConfig, validate_gan
+from .gan.config import GanConfig, validate_gan, validate_gan_names
+from .names import check_name
+from .yamlio import load_yaml
 
 
 @dataclass
@@ -45,6 +51,7 @@ class Recipe:
         _check(self.epochs >= 0, "recipe.epochs must be >= 0")
         _check(self.batch_size >= 1, "recipe.batch_size must be >= 1")
         _check(self.lr > 0, "recipe.lr must be > 0")
+        _check(0 <= self.momentum < 1, f"recipe.momentum must be in [0, 1) (SGD's momentum), got {self.momentum}")
         _check(0 <= self.label_smoothing < 1, "recipe.label_smoothing must be in [0, 1)")
         _check(0 <= self.dropout < 1, "recipe.dropout must be in [0, 1)")
         _check(self.weight_decay >= 0, "recipe.weight_decay must be >= 0")
@@ -53,7 +60,12 @@ class Recipe:
         base = dataclasses.asdict(self)
         _reject_unknown(overrides, base.keys(), where)
         base.update(overrides)
-        return _build(Recipe, base, where)
+        try:
+            return _build(Recipe, base, where)
+        except ConfigError as e:
+            if str(e).startswith(("recipe.", "'recipe.")):  # a value check: say which override set it
+                raise ConfigError(f"{where}: {e}") from None
+            raise
 
 
 @dataclass
@@ -79,6 +91,16 @@ class DataConfig:
     """members and non-members per source when attacking the target"""
     fit_size: int = 2500
     """members and non-members from the shadow model used to fit every attack"""
+    overlap: str = "refuse"
+    """a source image equal (uint8 content) to a target training image: 'refuse' (a ConfigError)
+    or 'remove' (dropped, counted in the source's 'overlap_removed' row)"""
+
+    def __post_init__(self):
+        _check(self.overlap in OVERLAP, f"data.overlap = '{self.overlap}' is not allowed; use one of: "
+                                        f"{', '.join(OVERLAP)}")
+
+
+OVERLAP = ("refuse", "remove")
 
 
 @dataclass
@@ -144,6 +166,12 @@ class MetricsConfig:
     priors: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
     """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
     ece_bins: int = 15
+
+    def __post_init__(self):
+        _check(self.bootstrap >= 1, f"metrics.bootstrap must be >= 1 (bootstrap resamples of each interval, "
+                                    f"e.g. 1000), got {self.bootstrap}")
+        _check(self.ece_bins >= 1, f"metrics.ece_bins must be >= 1 (equal-width confidence bins of the ECE, "
+                                   f"e.g. 15), got {self.ece_bins}")
 
 
 @dataclass
@@ -243,21 +271,30 @@ def _component_dict(c: Component) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> StudyConfig:
-    """Read a study YAML (or start from defaults), apply ``key=value`` overrides, validate."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), *,
+                components: bool = True) -> StudyConfig:
+    """Read a study YAML (or start from defaults), apply ``key=value`` overrides, validate.
+
+    ``components=False`` skips :func:`validate_components` (no torch import); call it before use."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file '{path}' does not exist; see experiments/ for studies")
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file '{path}' {what}; pass a study YAML (see experiments/ for studies)")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from e
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read config file '{path}' ({e}); pass a readable study YAML") from None
+        raw = load_yaml(text, f"config file '{path}'") or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
-    return config_from_dict(raw)
+    cfg = parse_config(raw)
+    check_not_empty(cfg)
+    if components:
+        validate_components(cfg)
+    return cfg
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -266,10 +303,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set '{item}' must look like key=value, e.g. --set recipe.epochs=5")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {key}: value '{text}' is not valid YAML: {e}") from e
+        value = load_yaml(text, f"--set {key}: value '{text}'")
         node = raw
         parts = key.split(".")
         for p in parts[:-1]:
@@ -284,11 +318,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any]) -> StudyConfig:
+    """Fully validated config: :func:`parse_config` then :func:`validate_components`."""
+    cfg = parse_config(raw)
+    validate_components(cfg)
+    return cfg
+
+
+def parse_config(raw: dict[str, Any]) -> StudyConfig:
+    """Types, values and registered names of a raw config, without importing torch."""
     from .sweeps import expand_sweeps
 
     cfg = _build(StudyConfig, raw, "")
     expand_sweeps(cfg)
-    _validate_registries(cfg)
+    _validate_values(cfg)
     return cfg
 
 
@@ -404,19 +446,33 @@ def parse_settings(value: Any) -> list[Setting]:
         raise ConfigError(f"'settings' must be a non-empty mapping of setting names, got {value!r}")
     settings = []
     for name, body in value.items():
-        body = dict(body or {})
         where = f"settings.{name}"
+        if not isinstance(body, (dict, type(None))):
+            raise ConfigError(f"'{where}' must be a mapping (recipe, calibration, ...) or empty, got {body!r}; "
+                              f"e.g. settings: {{{name}: {{recipe: {{label_smoothing: 0.1}}}}}}")
+        body = dict(body or {})
         if "name" in body:
             raise ConfigError(f"'{where}.name' is not allowed: the mapping key is the setting's name")
         settings.append(_build(Setting, {"name": str(name), **body}, where))
     return settings
 
 
-def _validate_registries(cfg: StudyConfig) -> None:
-    """Check every registered name and every component parameter against its registry."""
-    from . import registries as R
+PATH_SAFE_HINT = "letters, digits, '_', '-', '.' (no path separators, no '..')"
 
-    R.DATASETS.get(cfg.data.dataset, where="data.dataset")
+
+def _check_path_safe(value: str, where: str) -> None:
+    """``value`` becomes part of a file or folder name (run folder, figures, TensorBoard runs)."""
+    ok = (bool(value) and "/" not in value and "\\" not in value and ".." not in value
+          and not value.startswith(".") and all(ch.isprintable() for ch in value))
+    _check(ok, f"{where} = '{value}' cannot be used in a file name: it names the run's files and folders; "
+               f"use {PATH_SAFE_HINT}")
+
+
+def _validate_values(cfg: StudyConfig) -> None:
+    """Every check that needs no factory: values, lists, duplicates and registered names
+    (overconf.names). Runs before torch is imported."""
+    _check_path_safe(cfg.name, "name")
+    check_name("dataset", cfg.data.dataset, "data.dataset")
     _check(len(cfg.seeds) > 0, "seeds must list at least one seed, e.g. seeds: [0]")
     _check(len(set(cfg.seeds)) == len(cfg.seeds), f"seeds has duplicates: {cfg.seeds}")
     _check(cfg.data.eval_size > 0 and cfg.data.fit_size > 0, "data.eval_size and data.fit_size must be > 0")
@@ -427,21 +483,68 @@ def _validate_registries(cfg: StudyConfig) -> None:
     _check(len(set(model_labels)) == len(model_labels),
            f"models has duplicates: {model_labels}; give each a distinct 'name'")
     for i, m in enumerate(cfg.models):
-        check_params(R.MODELS.get(m.arch, where=f"models[{i}].arch"), m.params, f"models[{i}].params",
-                     skip=("in_channels", "num_classes", "image_size", "dropout"))
+        check_name("architecture", m.arch, f"models[{i}].arch")
+        _check_path_safe(m.label, f"models[{i}].name")
         cfg.recipe.updated(m.recipe, f"models[{i}].recipe")
     for i, c in enumerate(cfg.sources):
-        params = {k: v for k, v in c.params.items() if k != "label"}
-        check_params(R.SOURCES.get(c.name, where=f"sources[{i}]"), params, f"sources[{i}]({c.name})")
+        check_name("source", c.name, f"sources[{i}]")
     source_labels = [source_label(c) for c in cfg.sources]
     _check(len(set(source_labels)) == len(source_labels),
            f"sources has duplicates: {source_labels}; give each a distinct 'label'")
     for i, c in enumerate(cfg.attacks):
-        check_params(R.ATTACKS.get(c.name, where=f"attacks[{i}]"), c.params, f"attacks[{i}]({c.name})")
+        check_name("attack", c.name, f"attacks[{i}]")
     names = [s.name for s in cfg.settings]
     _check(len(set(names)) == len(names), f"settings has duplicate names: {names}")
     for s in cfg.settings:
+        _check_path_safe(s.name, f"settings.{s.name}")
         cfg.recipe.updated(s.recipe, f"settings.{s.name}.recipe")
+        for key in ("calibration", "shadow_calibration"):
+            c = getattr(s, key)
+            if c is not None:
+                check_name("calibration", c.name, f"settings.{s.name}.{key}")
+    ref = cfg.reference
+    if ref.arch is not None:
+        check_name("architecture", ref.arch, "reference.arch")
+    elif ref.params:
+        raise ConfigError("reference.params needs reference.arch (without it the reference models "
+                          "use each target's architecture and params)")
+    cfg.recipe.updated(ref.recipe, "reference.recipe")
+    _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")
+    _check(all(0 < f < 1 for f in cfg.metrics.fpr_targets), "metrics.fpr_targets must lie in (0, 1)")
+    _check(all(0 < p < 1 for p in cfg.metrics.priors), "metrics.priors must lie in (0, 1)")
+    for s in cfg.report.roc_sources or []:
+        _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
+                                   f"use some of: {', '.join(source_labels)}")
+    validate_gan_names(cfg)
+
+
+def check_not_empty(cfg: StudyConfig) -> None:
+    """A study file must name something to measure (the defaults have no sources and no attacks)."""
+    if not cfg.sources or not cfg.attacks:
+        missing = [k for k in ("sources", "attacks") if not getattr(cfg, k)]
+        raise ConfigError(
+            f"the config has no {' and no '.join(missing)}, so the study would measure nothing; add "
+            + " and ".join({"sources": "'sources: [test, digits, gaussian]'",
+                            "attacks": "'attacks: [max_score, entropy]'"}[k] for k in missing)
+            + " (`overconf list` shows every one), or start from a study in experiments/ "
+              "(e.g. experiments/fashion_mnist.yaml)")
+
+
+def validate_components(cfg: StudyConfig) -> None:
+    """Check every component's parameters against its registered factory (imports the registries,
+    hence torch); value errors of calibrations and attacks surface now, before any training."""
+    from . import registries as R
+
+    for i, m in enumerate(cfg.models):
+        check_params(R.MODELS.get(m.arch, where=f"models[{i}].arch"), m.params, f"models[{i}].params",
+                     skip=("in_channels", "num_classes", "image_size", "dropout"))
+        check_sizes(m.params, f"models[{i}].params")
+    for i, c in enumerate(cfg.sources):
+        params = {k: v for k, v in c.params.items() if k != "label"}
+        check_params(R.SOURCES.get(c.name, where=f"sources[{i}]"), params, f"sources[{i}]({c.name})")
+    for i, c in enumerate(cfg.attacks):
+        check_params(R.ATTACKS.get(c.name, where=f"attacks[{i}]"), c.params, f"attacks[{i}]({c.name})")
+    for s in cfg.settings:
         for key in ("calibration", "shadow_calibration"):
             c = getattr(s, key)
             if c is not None:
@@ -455,18 +558,9 @@ def _validate_registries(cfg: StudyConfig) -> None:
     if ref.arch is not None:
         check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",
                      skip=("in_channels", "num_classes", "image_size", "dropout"))
-    elif ref.params:
-        raise ConfigError("reference.params needs reference.arch (without it the reference models "
-                          "use each target's architecture and params)")
-    cfg.recipe.updated(ref.recipe, "reference.recipe")
+        check_sizes(ref.params, "reference.params")
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
-    _check(0 < cfg.metrics.confidence < 1, "metrics.confidence must be in (0, 1)")
-    _check(all(0 < f < 1 for f in cfg.metrics.fpr_targets), "metrics.fpr_targets must lie in (0, 1)")
-    _check(all(0 < p < 1 for p in cfg.metrics.priors), "metrics.priors must lie in (0, 1)")
-    for s in cfg.report.roc_sources or []:
-        _check(s in source_labels, f"report.roc_sources names '{s}', which is not a configured source; "
-                                   f"use some of: {', '.join(source_labels)}")
     validate_gan(cfg)
 
 
@@ -490,3 +584,21 @@ def check_params(factory, params: dict[str, Any], where: str, skip: tuple[str, .
                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in params]
     if missing:
         raise ConfigError(f"{where} needs parameter '{missing[0]}'")
+    for k, v in params.items():  # the default's type (bool, int, float) is the parameter's type
+        default = sig.parameters[k].default
+        if isinstance(default, bool):
+            ok, kind = isinstance(v, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(v, int) and not isinstance(v, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
+        else:
+            continue
+        _check(ok, f"{where}.{k} must be {kind} (default {default!r}), got {v!r}")
+
+
+def check_sizes(params: dict[str, Any], where: str) -> None:
+    """Integer architecture parameters (width, hidden, latent_dim) are layer sizes: >= 1."""
+    for k, v in params.items():
+        _check(not (isinstance(v, int) and not isinstance(v, bool) and v < 1),
+               f"{where}.{k} is a layer size and must be >= 1, got {v}")

@@ -11,3 +11,23 @@ class ConfigError(OverconfError, ValueError):
 
 class DataNotFoundError(OverconfError, FileNotFoundError):
     """A dataset is not on disk and may not be downloaded."""
+
+
+class DataError(OverconfError):
+    """A dataset or run file exists but is damaged (truncated, corrupt) or of the wrong kind."""
+
+
+class RunFolderError(OverconfError, FileExistsError):
+    """A run folder already holds a run (refused unless ``--overwrite``) or cannot be claimed."""
+
+
+class IncompleteRunError(OverconfError):
+    """A run folder whose run failed, was interrupted or is still running (no complete status)."""
+
+
+class StorageError(OverconfError, OSError):
+    """The cache or the output folder cannot be written (read-only, full, no permission)."""
+
+
+class TrainingDivergedError(OverconfError, FloatingPointError):
+    """Training produced a non-finite or exploding loss (or non-finite weights)."""

@@ -16,7 +16,6 @@ from unittest import mock
 
 import numpy as np
 import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
 
 from .cache import Cache
 from .config import Recipe
@@ -24,7 +23,7 @@ from .device import to_device_images
 from .errors import ConfigError
 from .outputs import cached_outputs
 from .seeding import derive_seed
-from .trained import ClassifierJob, TrainedClassifier, load_or_train
+from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -35,6 +34,8 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
         if len(f) < 2:
             raise ValueError("the Frechet distance needs at least 2 samples per set")
         stats += [f.mean(0), np.atleast_2d(np.cov(f, rowvar=False))]
+    from pytorch_fid.fid_score import calculate_frechet_distance  # imports torchvision (~2 s): on use
+
     with warnings.catch_warnings():  # pytorch-fid passes scipy's deprecated sqrtm(disp=...)
         warnings.simplefilter("ignore", DeprecationWarning)
         return float(calculate_frechet_distance(*stats))

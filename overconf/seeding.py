@@ -27,9 +27,20 @@ def generator(seed: int, *names: object, device: str | torch.device = "cpu") -> 
 
 @contextlib.contextmanager
 def isolated_rng(seed: int, device: str | torch.device = "cpu") -> Iterator[None]:
-    """Seed torch's global RNGs inside the block and restore the caller's state afterwards."""
+    """Seed torch's global CPU RNG (and ``device``'s, if a CUDA device) inside the block and
+    restore the caller's state afterwards.
+
+    Every initialised CUDA device's RNG is forked and restored, and only the generators the block
+    uses are seeded: ``torch.manual_seed`` would reseed every CUDA device (also the ones not
+    forked, or, before CUDA is initialised, queue a reseed for its initialisation)."""
     device = torch.device(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if devices else "cpu"):
-        torch.manual_seed(seed)
+    used = []
+    if device.type == "cuda":
+        used = [device.index if device.index is not None else torch.cuda.current_device()]
+    initialised = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    forked = sorted(set(used) | set(initialised))
+    with torch.random.fork_rng(devices=forked, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        for index in used:  # fork_rng has initialised CUDA
+            torch.cuda.default_generators[index].manual_seed(seed)
         yield

@@ -45,11 +45,15 @@ class SignalContext:
     study: Any
     """the running study (dataset, splits, config, seed) for producers that need more"""
     pool_index: torch.Tensor | None = None
-    """indices of the queried points in the dataset's pool, where they come from it"""
+    """indices in the dataset's pool of the queried points, or of the images they were made from
+    (transformed test images share their originals' keep status), where they come from it"""
     pool: str | None = None
     """'train' or 'test': the pool ``pool_index`` refers to"""
     job: Any = None
-    """the queried model's :class:`~overconf.trained.ClassifierJob` (architecture, recipe, seed)"""
+    """the queried model's :class:`~overconf.training.jobs.ClassifierJob` (architecture, recipe, seed)"""
+    attacker_job: Any = None
+    """the attacker's shadow :class:`~overconf.training.jobs.ClassifierJob`, whose recipe reference
+    models follow (None: ``job``)"""
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,50 @@ def test_writes_leave_no_temporary_files(tmp_path):
     for i in range(3):
         cache.save("outputs", f"k{i}", torch.randn(10))
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["k0.pt", "k1.pt", "k2.pt"]
+
+
+def test_a_failed_write_raises_one_clear_error_and_keeps_what_is_stored(tmp_path, monkeypatch):
+    import errno
+
+    import pytest
+
+    import overconf.cache as cache_mod
+    from overconf.errors import StorageError
+
+    cache = Cache(tmp_path / "ckpt")
+    cache.save("models", "k0", {"w": torch.ones(3)})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache_mod.os, "fsync", full)
+    with pytest.raises(StorageError, match=r"cache folder '.*ckpt'.*No space left.*cache_dir"):
+        cache.save("models", "k1", {"w": torch.zeros(3)})
+    with pytest.raises(StorageError, match="cache_dir"):
+        cache.check_writable()  # the probe before any training sees the same
+    monkeypatch.undo()
+    assert torch.equal(cache.load("models", "k0")["w"], torch.ones(3))  # stored entries stay
+    assert cache.load("models", "k1") is None
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "models").iterdir()) == ["k0.pt"]  # no temporary left
+
+
+def test_cache_lock_excludes_other_holders(tmp_path):
+    import threading
+    import time
+
+    cache = Cache(tmp_path)
+    inside, order = threading.Event(), []
+
+    def first():
+        with cache.lock("models", "k"):
+            inside.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert inside.wait(timeout=10)
+    with cache.lock("models", "k"):
+        order.append("second in")
+    t.join()
+    assert order == ["first done", "second in"]

@@ -150,6 +150,8 @@ def test_compare_errors_name_the_problem(two_runs, tmp_path, capsys):
     assert "--baseline 'nope'" in err and "temperature_10" in err
     assert main(["compare", str(a.run_dir), "--attack", "entropy", "--out", str(tmp_path / "y")]) == 2
     assert "attack 'entropy' is not in the runs" in capsys.readouterr().err
+    assert main(["compare", str(a.run_dir), str(a.run_dir) + "/", "--out", str(tmp_path / "z")]) == 2
+    assert "is given twice" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- verdict logic
@@ -187,3 +189,63 @@ def test_verdicts_hold_fail_and_report_what_is_missing():
                                                         fake_fpr=0.6)]
     c = Comparison(entries, "max_score", ["test", "digits", "fake_gan"], "baseline", False)
     assert verdicts(c)[0].status == "does not hold"
+
+
+# ----------------------------------------------------------------------------- loading runs that differ or are damaged
+
+
+def _copy_run(run_dir, dest):
+    import shutil
+
+    shutil.copytree(run_dir, dest)
+    return dest
+
+
+def test_compare_runs_with_different_sources_aligns_on_the_common_ones(two_runs, tmp_path, capsys):
+    a, b, _ = two_runs
+    c_dir = _copy_run(b.run_dir, tmp_path / "run_c")
+    rows = [r for r in json.loads((c_dir / "results.json").read_text()) if r["source"] != "scaled"]
+    (c_dir / "results.json").write_text(json.dumps(rows))
+    per_sample = torch.load(c_dir / "per_sample.pt", weights_only=False)
+    for cell in per_sample.values():
+        del cell["sources"]["scaled"]
+    torch.save(per_sample, c_dir / "per_sample.pt")
+
+    assert main(["compare", str(a.run_dir), str(c_dir), "--out", str(tmp_path / "cmp"), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: fashion_mnist" in out
+    assert "scaled (only in run_a)" in out and "left out" in out
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "Dataset: `fashion_mnist`" in md and "scaled (only in run_a)" in md
+    assert "FPR scaled" not in md and "FPR digits" in md
+    rows = list(csv.DictReader((tmp_path / "cmp" / "comparison.csv").open()))
+    base_a = next(r for r in rows if r["run"] == "run_a" and r["setting"] == "baseline")
+    assert float(base_a["mean_ood_fpr"]) == pytest.approx(float(base_a["fpr:digits"]))  # common sources only
+
+
+def test_compare_refuses_to_pool_different_datasets(two_runs, tmp_path, capsys):
+    a, _, _ = two_runs
+    d_dir = _copy_run(a.run_dir, tmp_path / "run_d")
+    text = (d_dir / "config.yaml").read_text()
+    (d_dir / "config.yaml").write_text(text.replace("dataset: fashion_mnist", "dataset: digits", 1))
+    assert main(["compare", str(a.run_dir), str(d_dir), "--out", str(tmp_path / "cmp"), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert "different datasets" in err and "run_d: digits" in err and "one dataset at a time" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name,content,why", [
+    ("results.json", b'[{"model": "m", "setting"', "not valid JSON"),
+    ("results.json", b'{"rows": 1}', "not a list of rows"),
+    ("per_sample.pt", b"PK\x03\x04 damaged", "per_sample.pt' is damaged"),
+    ("per_sample.pt", b"", "per_sample.pt' is damaged"),
+    ("config.yaml", b"settings: {a: 1\n", "config.yaml' is damaged"),
+    ("config.yaml", b"a: 1\na: 2\n", "duplicate key 'a'"),
+])
+def test_compare_damaged_run_files(two_runs, tmp_path, capsys, name, content, why):
+    a, _, _ = two_runs
+    e_dir = _copy_run(a.run_dir, tmp_path / "run_e")
+    (e_dir / name).write_bytes(content)
+    assert main(["compare", str(e_dir), "--out", str(tmp_path / "cmp"), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and why in err and "re-run the study" in err and str(e_dir / name) in err

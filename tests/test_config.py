@@ -73,3 +73,75 @@ def test_resolved_config_round_trips(tiny_cfg):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+# ----------------------------------------------------------------------------- YAML 1.2 numbers, duplicate keys
+
+
+def test_yaml_12_floats_in_files_and_overrides(tmp_path, tiny_raw):
+    path = tmp_path / "study.yaml"
+    text = yaml.safe_dump(tiny_raw) + ("settings:\n  baseline: {}\n  l2: {recipe: {weight_decay: 3e-4}}\n"
+                                       "  llla: {calibration: {name: llla, prior_range: [1e-4, 1e4]}}\n")
+    text = text.replace("settings:\n  baseline: {}\n", "", 1)
+    path.write_text(text)
+    cfg = load_config(path, ["recipe.lr=1e-3", "recipe.weight_decay=1.0e-5", "metrics.confidence=9.5e-1"])
+    assert cfg.recipe.lr == 1e-3 and cfg.recipe.weight_decay == 1e-5 and cfg.metrics.confidence == 0.95
+    l2 = next(s for s in cfg.settings if s.name == "l2")
+    assert cfg.recipe.updated(l2.recipe, "x").weight_decay == pytest.approx(3e-4)
+    llla = next(s for s in cfg.settings if s.name == "llla")
+    assert llla.calibration.params["prior_range"] == [1e-4, 1e4]
+    cfg = load_config(path, ["sweeps={weight_decay: [3e-4, 1e-3]}"])
+    assert [s.sweep_value for s in cfg.settings if s.sweep] == [3e-4, 1e-3]
+
+
+def test_duplicate_keys_are_errors_naming_key_and_line(tmp_path, tiny_raw):
+    text = yaml.safe_dump(tiny_raw, sort_keys=False)
+    path = tmp_path / "study.yaml"
+    path.write_text(text + "recipe: {epochs: 1}\n")
+    first = text.splitlines().index("recipe:") + 1
+    last = len(text.splitlines()) + 1
+    with pytest.raises(ConfigError, match=rf"duplicate key 'recipe' at line {last} \(first written at line {first}\)"):
+        load_config(path)
+    path.write_text("recipe:\n  epochs: 1\n  lr: 0.1\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"study.yaml.*duplicate key 'epochs' at line 4"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set recipe.*duplicate key 'lr'"):
+        load_config(None, ["recipe={lr: 0.1, lr: 0.2}"])
+
+
+# ----------------------------------------------------------------------------- values that used to pass
+
+
+@pytest.mark.parametrize("path,value,match", [
+    (("metrics", "bootstrap"), 0, r"metrics.bootstrap must be >= 1"),
+    (("metrics", "bootstrap"), -5, r"metrics.bootstrap must be >= 1"),
+    (("metrics", "ece_bins"), 0, r"metrics.ece_bins must be >= 1"),
+    (("recipe", "momentum"), -1, r"recipe.momentum must be in \[0, 1\)"),
+    (("name",), "../escape", r"name = '../escape' cannot be used in a file name"),
+    (("name",), "a/b", r"cannot be used in a file name"),
+    (("name",), "..", r"cannot be used in a file name"),
+    (("name",), "", r"cannot be used in a file name"),
+    (("settings",), {"x/../../y": {}}, r"settings.x/../../y = .* cannot be used in a file name"),
+    (("models",), [{"arch": "small_resnet", "name": "../m"}], r"models\[0\].name = '../m'"),
+    (("sources",), [{"name": "scaled", "factor": "big"}], r"sources\[0\]\(scaled\).factor must be a number"),
+    (("attacks",), [{"name": "salem", "k": 2.5}], r"attacks\[0\]\(salem\).k must be an integer"),
+    (("models",), [{"arch": "small_resnet", "params": {"width": 0}}], r"models\[0\].params.width .* >= 1"),
+    (("models",), [{"arch": "small_resnet", "recipe": {"lr": -1}}], r"models\[0\].recipe: recipe.lr must be > 0"),
+    (("settings",), {"a": 5}, r"'settings.a' must be a mapping"),
+])
+def test_more_bad_values_are_explained(tiny_raw, path, value, match):
+    node = tiny_raw
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(tiny_raw)
+
+
+def test_empty_config_is_an_error_naming_what_to_add(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=r"no sources and no attacks.*'sources: \[.*'attacks: \[.*experiments/"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"no attacks.*'attacks: \["):
+        load_config(path, ["sources=[test]"])

@@ -91,6 +91,23 @@ def test_scaled_and_unnormalized_sources(fmnist):
     assert torch.equal(s.y, t.y)
 
 
+def test_derived_sources_carry_the_pool_indices_of_their_originals(fmnist):
+    """permuted / scaled / unnormalized are made from target_test[:size], one input per image, in
+    order: they name those images (their keep status for reference models) and are marked derived
+    (not the unchanged images: nothing may reuse the originals' outputs for them)."""
+    c = ctx(fmnist)
+    t = SOURCES["test"](c)
+    assert t.derived is False
+    for name in ("permuted", "scaled", "unnormalized"):
+        d = SOURCES[name](ctx(fmnist))
+        assert d.pool == "test" and torch.equal(d.pool_index, c.splits.target_test[:100]), name
+        assert d.derived is True, name
+        assert not torch.equal(d.x, t.x)
+    for name in ("gaussian", "uniform", "digits"):
+        d = SOURCES[name](ctx(fmnist))
+        assert d.pool is None and d.pool_index is None and d.derived is False, name
+
+
 def test_noise_sources_are_seeded(fmnist):
     for name in ("gaussian", "uniform"):
         a, b, c = (SOURCES[name](ctx(fmnist, seed=s)) for s in (0, 0, 1))
@@ -125,3 +142,98 @@ def test_torchvision_dataset_without_root_explains_the_flag():
 def test_torchvision_dataset_missing_under_root_never_downloads(tmp_path):
     with pytest.raises(DataNotFoundError, match="data.download=true"):
         load_dataset("svhn", root=str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- member overlap
+
+def test_image_digests_identify_content_and_are_fast(fmnist):
+    import time
+
+    from overconf.data.sources import image_digests
+
+    x = fmnist.train_x[:10].clone()
+    y = x.clone()
+    y[3, 0, 5, 5] ^= 1  # one bit of one pixel
+    dx, dy = image_digests(x), image_digests(y)
+    assert [a == b for a, b in zip(dx, dy)] == [i != 3 for i in range(10)]
+    assert image_digests(x[:2].reshape(2, 1, 14, 56)) != dx[:2]  # same bytes, other shape
+    start = time.perf_counter()
+    digests = image_digests(fmnist.train_x)
+    assert time.perf_counter() - start < 10  # 60k images: ~0.2 s measured (a loaded 2-core CPU)
+    assert len(set(digests)) == 60000  # Fashion-MNIST's train pool has no exact duplicates
+
+
+def digits_study(tmp_path, **data):
+    from overconf.config import config_from_dict
+    from overconf.study import Study
+
+    raw = {"name": "digits_overlap", "seeds": [0], "device": "cpu", "progress": False,
+           "data": {"dataset": "digits", "eval_size": 100, "fit_size": 100,
+                    "splits": {"target_train": 400, "shadow_train": 400, "calibration": 200,
+                               "target_test": 200, "shadow_test": 200}, **data},
+           "models": [{"arch": "small_resnet", "params": {"width": 4}}],
+           "recipe": {"epochs": 1, "batch_size": 64}, "sources": ["digits", "test", "gaussian"],
+           "attacks": ["max_score"], "settings": {"baseline": {}}, "metrics": {"bootstrap": 10},
+           "report": {"figures": False, "tensorboard": False},
+           "cache_dir": str(tmp_path / "checkpoints"), "output_dir": str(tmp_path / "runs")}
+    study = Study(config_from_dict(raw), tmp_path / "run")
+    study.dataset = load_dataset("digits")
+    study.splits = make_splits(study.dataset, study.cfg.data.splits, 0)
+    study.seed = 0
+    return study
+
+
+def equal_to_any(images, others):
+    """bool [N]: image i equals one of ``others`` pixel for pixel (a direct comparison, no hashing)."""
+    return (images.flatten(1)[:, None, :] == others.flatten(1)[None, :, :]).all(-1).any(1)
+
+
+def test_a_source_holding_target_members_is_refused_or_cleaned(tmp_path):
+    """The digits source (all 1,797 digits by default) in a digits study holds target training
+    images: members presented as non-members. Refused by default; data.overlap: remove drops them."""
+    from overconf.config import config_from_dict
+    from overconf.seeding import generator
+
+    study = digits_study(tmp_path)
+    members, _ = study.splits.images(study.dataset, "target_train")
+    raw_source = SOURCES["digits"](SourceContext(study.dataset, study.splits, 100, generator(0, "source", "digits"), 0))
+    overlap = equal_to_any(raw_source.images, members)
+    n = int(overlap.sum())
+    assert n > 5  # ~100 x 400 / 1797 expected
+    with pytest.raises(ConfigError, match=rf"source 'digits': {n} of its 100 images are training images.*"
+                                          rf"data.overlap: remove"):
+        study.build_sources(0)
+
+    study = digits_study(tmp_path, overlap="remove")
+    sources = study.build_sources(0)
+    d = sources["digits"]
+    assert d.info["overlap_removed"] == n and len(d) == 100 - n
+    assert torch.equal(d.images, raw_source.images[~overlap])
+    assert torch.equal(d.x, raw_source.x[~overlap]) and torch.equal(d.y, raw_source.y[~overlap])
+    assert not equal_to_any(d.images, members).any()
+    assert sources["test"].info["overlap_removed"] == 0 and sources["gaussian"].info["overlap_removed"] == 0
+    assert len(sources["test"]) == 100
+
+    result = study.run(report=False)  # the count is reported as a source row
+    rows = {(r["source"], r["metric"]): r["value"] for r in result.rows if r["attack"] == "-"}
+    assert rows[("digits", "overlap_removed")] == n
+    fpr = [r for r in result.rows if r["attack"] == "max_score" and r["source"] == "digits" and r["metric"] == "fpr"]
+    assert len(fpr) == 1
+
+    with pytest.raises(ConfigError, match="data.overlap = 'drop'.*refuse, remove"):
+        config_from_dict({"data": {"overlap": "drop"}})
+
+
+def test_overlap_removal_keeps_pool_indices_aligned(fmnist):
+    """A source of pool images (the keep status of reference models) loses the same rows."""
+    from overconf.data.sources import image_digests, without_members
+
+    c = ctx(fmnist)
+    d = SOURCES["scaled"](c)
+    members = set(image_digests(d.images[[2, 7]]))
+    out = without_members("scaled", d, members, "remove")
+    keep = torch.ones(100, dtype=torch.bool)
+    keep[[2, 7]] = False
+    assert out.info["overlap_removed"] == 2 and len(out) == 98
+    assert torch.equal(out.pool_index, c.splits.target_test[:100][keep])
+    assert out.derived and out.pool == "test"

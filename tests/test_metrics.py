@@ -6,7 +6,6 @@ from torchmetrics.functional.classification import multiclass_calibration_error
 
 from overconf.metrics import (expected_calibration_error, membership_metrics, mmps,
                               overconfidence_error)
-from overconf.metrics.membership import bootstrap_interval
 
 
 @pytest.fixture
@@ -46,17 +45,6 @@ def test_tpr_at_low_fpr_reports_reached_fpr():
     assert m["tpr_at_fpr_0.01"] == pytest.approx(0.75)  # 9.5, 20 and 30 beat every non-member
 
 
-def test_bootstrap_interval_covers_and_is_seeded():
-    d = torch.zeros(1000)
-    d[:300] = 1
-    a = bootstrap_interval(d, n_boot=500, confidence=0.95, generator=torch.Generator().manual_seed(1))
-    b = bootstrap_interval(d, n_boot=500, confidence=0.95, generator=torch.Generator().manual_seed(1))
-    assert a == b
-    se = (0.3 * 0.7 / 1000) ** 0.5
-    assert a[0] == pytest.approx(0.3 - 1.96 * se, abs=0.01)
-    assert a[1] == pytest.approx(0.3 + 1.96 * se, abs=0.01)
-
-
 def test_mmps_per_confusion_cell():
     max_in = torch.tensor([0.9, 0.8, 0.5])
     max_out = torch.tensor([0.99, 0.6, 0.4, 0.3])
@@ -85,3 +73,47 @@ def test_overconfidence_error_by_hand():
     labels = torch.tensor([0, 0, 1, 1, 0, 0, 0, 0])
     assert overconfidence_error(probs, labels, 10) == pytest.approx(0.5 * 0.95 * (0.95 - 0.5))
     assert expected_calibration_error(probs, labels, 10) == pytest.approx(0.5 * 0.45 + 0.5 * 0.45)
+
+
+# ------------------------------------------------------------------ intervals of the rates
+def scores_with(k: int, n: int) -> torch.Tensor:
+    """n scores of which exactly k are >= 0.5."""
+    s = torch.zeros(n, dtype=torch.float64)
+    s[:k] = 1.0
+    return s
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.9])
+@pytest.mark.parametrize("k_in,k_out,n", [(0, 0, 40), (40, 40, 40), (37, 0, 40), (12, 40, 40), (1, 39, 40),
+                                          (250, 3, 500)])
+def test_rate_intervals_are_clopper_pearson(k_in, k_out, n, confidence):
+    from scipy.stats import binomtest
+
+    m = membership_metrics(scores_with(k_in, n), scores_with(k_out, n), 0.5, n_boot=50, confidence=confidence)
+    for rate, k in (("tpr", k_in), ("fpr", k_out)):
+        ref = binomtest(k, n).proportion_ci(confidence_level=confidence, method="exact")
+        assert m[rate] == k / n
+        assert m[f"{rate}_ci_low"] == pytest.approx(ref.low, abs=1e-12)
+        assert m[f"{rate}_ci_high"] == pytest.approx(ref.high, abs=1e-12)
+    # never collapsed at the ends: FPR 1 (the scaled source's headline) keeps a lower bound < 1
+    if k_out == n:
+        assert m["fpr_ci_low"] < 1 and m["fpr_ci_high"] == 1
+    if k_out == 0:
+        assert m["fpr_ci_low"] == 0 and m["fpr_ci_high"] > 0
+
+
+def test_clopper_pearson_has_one_home():
+    from overconf.gan.streaming import clopper_pearson as streamed
+    from overconf.metrics.membership import clopper_pearson
+
+    assert streamed is clopper_pearson
+
+
+def test_tpr_at_fpr_reads_points_with_fpr_at_most_the_target():
+    """TPR at 1% FPR with 100 non-members: the point flagging exactly one non-member (FPR = 0.01)
+    counts (FPR <= x; Carlini et al.'s fig_fpr_tpr.py would take FPR < x, here 0)."""
+    s_out = torch.arange(100, dtype=torch.float64)  # the largest is 99
+    s_in = torch.tensor([98.5, 98.6, 98.7, 200.0], dtype=torch.float64)
+    m = membership_metrics(s_in, s_out, 1000.0, n_boot=10)
+    assert m["fpr_reached_0.01"] == pytest.approx(0.01)
+    assert m["tpr_at_fpr_0.01"] == pytest.approx(1.0)  # threshold 98.5 flags 99 only

@@ -14,7 +14,8 @@ from overconf.config import Recipe, config_from_dict
 from overconf.errors import ConfigError
 from overconf.models import build_model
 from overconf.reference import balanced_keep
-from overconf.reference.batched import stacked_logits, train_batched
+from overconf.reference.logits import stacked_logits
+from overconf.training.batched import train_batched
 from overconf.reference.manager import ReferenceSet
 from overconf.seeding import isolated_rng
 from overconf.study import Study
@@ -139,7 +140,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     ref = torch.randn(n, k, c, generator=g) * 2
     target = torch.randn(n, c, generator=g, dtype=torch.float64) * 2
     labels = torch.randint(0, c, (n,), generator=g)
-    labels[:5] = -1  # unlabelled inputs: the target's predicted class
+    labels[:5] = -1  # unlabelled inputs: the target's predicted class (unlabelled: target_class)
     keep = balanced_keep(n, k, g)
     z_ref = torch.randn(z, k, c, generator=g) * 2
     z_target = torch.randn(z, c, generator=g, dtype=torch.float64) * 2
@@ -147,7 +148,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     s = Signals(target.log_softmax(1), labels, {
         "reference_logits": ref, "reference_keep": keep, "population_log_probs": z_target.log_softmax(1),
         "population_labels": z_labels, "population_reference_logits": z_ref})
-    got = ATTACKS["rmia"](online=online, a=a, gamma=gamma).score(s)
+    got = ATTACKS["rmia"](online=online, a=a, gamma=gamma, unlabelled="target_class").score(s)
     y = s.labels_or_predicted.tolist()
     expected = rmia_loop(target.softmax(1).tolist(), y, ref.double().softmax(-1).tolist(), keep.tolist(),
                          z_target.softmax(1).tolist(), z_labels.tolist(), z_ref.double().softmax(-1).tolist(),
@@ -156,7 +157,7 @@ def test_rmia_equals_a_direct_implementation_of_the_paper(online, a, gamma):
     assert len(set(expected)) > 5  # the fixture is not degenerate
     # population signals are not per-point rows: a subset keeps them whole
     sub = s.subset(slice(0, 10))
-    assert torch.equal(ATTACKS["rmia"](online=online, a=a, gamma=gamma).score(sub), got[:10])
+    assert torch.equal(ATTACKS["rmia"](online=online, a=a, gamma=gamma, unlabelled="target_class").score(sub), got[:10])
 
 
 # ----------------------------------------------------------------------------- training
@@ -314,16 +315,49 @@ def test_queried_points_know_their_reference_models(reference_run):
     k = 4
     assert bool((cell.members.extra["reference_keep"].sum(1) == k // 2).all())  # target members: IN for half
     assert bool((cell.sources["test"].extra["reference_keep"].sum(1) == k // 2).all())
-    for ood in ("digits", "scaled", "gaussian"):  # no reference model ever trained on these
+    for ood in ("digits", "gaussian"):  # no reference model ever trained on these
         assert not cell.sources[ood].extra["reference_keep"].any()
+    # scaled inputs are made from the test source's images (target_test[:eval_size]), one each, in
+    # order: each carries the keep column of its original (half of the models trained on it)
+    assert torch.equal(cell.sources["scaled"].extra["reference_keep"], cell.sources["test"].extra["reference_keep"])
     assert cell.members.extra["reference_logits"].shape == (len(cell.members), k, 10)
     assert cell.members.extra["population_reference_logits"].shape == (100, k, 10)
+
+
+def test_reference_models_follow_the_attackers_recipe(tiny_raw, tmp_path):
+    """With ``attacker: uncalibrated`` the attacker does not know the defense: its shadow and its
+    reference models use the plain study recipe, the baseline's (one reference set, trained once)."""
+    import overconf.training.jobs as trained
+    from overconf.reference import manager
+
+    raw = copy.deepcopy(tiny_raw) | copy.deepcopy(REF_TINY)
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["data"] = dict(raw["data"], eval_size=100, fit_size=100)
+    raw["recipe"] = dict(raw["recipe"], epochs=1)
+    raw["settings"] = {"baseline": {},
+                       "ls_unaware": {"recipe": {"label_smoothing": 0.1}, "attacker": "uncalibrated"}}
+    trained_recipes = []
+    real = trained.train_classifier
+    trained.train_classifier = lambda *a, **kw: trained_recipes.append(a[3]) or real(*a, **kw)
+    try:
+        study = Study(config_from_dict(raw), tmp_path / "run")
+        result = study.run(report=False)
+    finally:
+        trained.train_classifier = real
+    sets = list(manager._SETS[study].values())
+    assert len(sets) == 1  # the baseline's and the unaware attacker's reference sets are one
+    assert sets[0].recipe.label_smoothing == 0.0
+    assert sets[0].recipe == config_from_dict(raw).recipe_for(study.cfg.models[0], study.cfg.settings[0])
+    # trained: baseline target and shadow, the label-smoothed target, K = 4 reference models
+    assert len(trained_recipes) == 3 + 4
+    assert sum(r.label_smoothing == 0.1 for r in trained_recipes) == 1
+    assert {r["setting"] for r in result.rows if r["attack"] == "lira_online"} == {"baseline", "ls_unaware"}
 
 
 def test_a_second_run_trains_nothing_and_reproduces_the_results(reference_run, tmp_path):
     import json
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     result, raw = reference_run
     trained_calls = []

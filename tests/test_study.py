@@ -111,7 +111,7 @@ def test_second_run_reuses_models_and_a_changed_setting_retrains_only_its_models
 
     raw2 = {**raw, "settings": {"baseline": {}, "ls": {"recipe": {"label_smoothing": 0.1}}},
             "attacks": ["max_score"]}
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     trained_jobs = []
     real = trained.train_classifier

@@ -4,7 +4,7 @@ import torch
 from overconf.cache import Cache
 from overconf.config import Recipe
 from overconf.outputs import compute_outputs
-from overconf.trained import ClassifierJob, load_or_train
+from overconf.training.jobs import ClassifierJob, load_or_train
 
 
 def make_job(seed=0, epochs=3, dropout=0.2) -> ClassifierJob:
@@ -30,7 +30,7 @@ def test_training_is_reproducible_and_leaves_global_rng_alone(tmp_path):
 def test_killed_training_resumes_where_it_stopped(tmp_path, monkeypatch):
     full = load_or_train(make_job(epochs=4), Cache(tmp_path / "full"), torch.device("cpu"), progress=False)
 
-    import overconf.trained as trained
+    import overconf.training.jobs as trained
 
     cache = Cache(tmp_path / "killed")
     real = trained.train_classifier
@@ -79,3 +79,117 @@ def test_training_loss_is_label_smoothed_cross_entropy(eps):
     expected = (1 - eps) * torch.nn.functional.nll_loss(logp, y) + eps * (-logp.mean(1)).mean()
     got = classification_loss(Recipe(label_smoothing=eps))(z, y)
     assert got.item() == pytest.approx(expected.item(), abs=1e-12)
+
+
+def test_two_runs_sharing_a_cache_train_a_model_once(tmp_path, monkeypatch):
+    """Two threads (as two runs would) ask for the same key: one trains, the other waits and loads."""
+    import threading
+    import time
+
+    import overconf.training.jobs as trained
+
+    real, calls = trained.train_classifier, []
+
+    def slow_train(*args, **kw):
+        calls.append(1)
+        time.sleep(0.5)  # both threads are inside load_or_train while the first trains
+        return real(*args, **kw)
+
+    monkeypatch.setattr(trained, "train_classifier", slow_train)
+    results, errors, start = [None, None], [], threading.Barrier(2)
+
+    def ask(i):
+        try:
+            start.wait()
+            results[i] = load_or_train(make_job(), Cache(tmp_path), torch.device("cpu"), progress=False)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(calls) == 1
+    for v, w in zip(results[0].model.state_dict().values(), results[1].model.state_dict().values()):
+        assert torch.equal(v, w)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_diverging_training_stops_with_a_clear_error_and_caches_nothing(tmp_path, optimizer):
+    import dataclasses
+
+    from overconf.errors import TrainingDivergedError
+
+    job = make_job(epochs=3)
+    job.recipe = dataclasses.replace(job.recipe, lr=1000.0, optimizer=optimizer, dropout=0.0)
+    cache = Cache(tmp_path)
+    with pytest.raises(TrainingDivergedError, match=r"diverged.*lr=1000.*recipe\.lr"):
+        load_or_train(job, cache, torch.device("cpu"), progress=False, checkpoint_every=0)
+    assert cache.load("models", job.key) is None
+    assert not list((tmp_path / "models").glob("*.pt"))
+
+
+def test_a_non_finite_model_is_never_stored(tmp_path, monkeypatch):
+    import overconf.training.jobs as trained
+    from overconf.errors import TrainingDivergedError
+
+    def nan_weights(model, *args, **kw):
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
+        return []
+
+    monkeypatch.setattr(trained, "train_classifier", nan_weights)
+    job = make_job()
+    with pytest.raises(TrainingDivergedError, match="non-finite weights in head.weight"):
+        load_or_train(job, Cache(tmp_path), torch.device("cpu"), progress=False)
+    assert Cache(tmp_path).load("models", job.key) is None
+
+
+def test_batched_reference_training_stops_on_divergence():
+    import dataclasses
+
+    from overconf.errors import TrainingDivergedError
+    from overconf.training.batched import train_batched
+
+    job = make_job(dropout=0.0)
+    recipe = dataclasses.replace(job.recipe, lr=1000.0, optimizer="sgd")
+    keep = torch.zeros(len(job.labels), 2, dtype=torch.bool)
+    keep[::2, 0] = keep[1::2, 1] = True
+    with pytest.raises(TrainingDivergedError, match="model 0.*lr=1000"):
+        train_batched([job.build(), job.build()], job.inputs(), job.labels, keep, recipe, seeds=[0, 1],
+                      dropout_seed=0, device=torch.device("cpu"), progress=False)
+
+
+def test_a_non_finite_generator_is_never_stored(tmp_path, monkeypatch):
+    import overconf.gan.training as gan_training
+    from overconf.data import load_dataset
+    from overconf.errors import TrainingDivergedError
+    from tests.test_gan import job
+
+    def nan_generator(gen, *args, **kw):
+        with torch.no_grad():
+            next(gen.parameters()).fill_(float("nan"))
+        return [], 0.0
+
+    monkeypatch.setattr(gan_training, "train_gan", nan_generator)
+    j = job(load_dataset("fashion_mnist"), steps=2)
+    with pytest.raises(TrainingDivergedError, match="gan.lr"):
+        gan_training.load_or_train_generator(j, Cache(tmp_path), torch.device("cpu"), progress=False)
+    assert Cache(tmp_path).load("generators", j.key) is None
+
+
+def test_a_cached_non_finite_model_is_discarded_and_retrained(tmp_path):
+    """Caches written before the check may hold NaN models: they are not used."""
+    job = make_job(epochs=1)
+    cache = Cache(tmp_path)
+    good = load_or_train(job, cache, torch.device("cpu"), progress=False)
+    stored = cache.load("models", job.key)
+    stored["state_dict"] = {k: v.clone().fill_(float("nan")) if v.is_floating_point() else v
+                            for k, v in stored["state_dict"].items()}
+    cache.save("models", job.key, stored)
+    again = load_or_train(job, cache, torch.device("cpu"), progress=False)
+    assert all(torch.isfinite(v).all() for v in again.model.state_dict().values() if v.is_floating_point())
+    assert torch.equal(again.model.head.weight, good.model.head.weight)  # retrained, reproducibly
+    assert torch.isfinite(cache.load("models", job.key)["state_dict"]["head.weight"]).all()

@@ -6,9 +6,13 @@ label: online, the mean over all K reference models; offline, from the OUT model
 p(y_x | x) = ((1 + a) / 2) * mean_OUT + (1 - a) / 2 (the paper's linear approximation; ``a`` a
 parameter). The score is the fraction of population samples z with LR_x / LR_z > gamma, where
 LR_z is computed the same way on a seeded population sample z that no model trained on
-(``reference.population`` points of the reserve). Unlabelled inputs use the target's predicted
-class. The target's probabilities are what it releases (``Signals.log_probs``, calibrated); the
-reference models' are the softmax of their logits. A point outside the reference data (OOD,
+(``reference.population`` points of the reserve). Inputs without a task label (label -1: OOD,
+noise) take p(x | theta) = p(c_theta | x; theta) at each model's own predicted class c_theta, i.e.
+max_c p(c | x; theta), for the target and every reference model alike (``unlabelled:
+own_class``, default), or every model's probability of the target's predicted class
+(``unlabelled: target_class``, the former behaviour, which favours the target). The target's
+probabilities are what it releases (``Signals.log_probs``, calibrated); the reference models'
+are the softmax of their logits. A point outside the reference data (OOD,
 noise) has no IN model, so online p(y_x | x) is the OUT mean there.
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import check_rule, operating_point
-from .scores import true_class_log_prob
+from .scores import at_label, check_unlabelled, true_class_log_prob
 
 
 def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool, a: float) -> torch.Tensor:
@@ -28,11 +32,6 @@ def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool,
     out = (~keep).double()
     mean_out = (ref_p * out).sum(1) / out.sum(1).clamp(min=1)
     return (1 + a) / 2 * mean_out + (1 - a) / 2
-
-
-def label_probability(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """p_y from log-probabilities [..., C] and labels [...], float64."""
-    return true_class_log_prob(log_probs.double(), labels).exp()
 
 
 def pairwise_fraction(lr_x: torch.Tensor, lr_z: torch.Tensor, gamma: float, chunk: int = 2048) -> torch.Tensor:
@@ -51,30 +50,34 @@ class RMIA(Attack):
                 "population_reference_logits")
 
     def __init__(self, online: bool = True, a: float = 0.3, gamma: float = 1.0, rule: str = "youden",
-                 fpr: float | None = None, label: str | None = None):
+                 fpr: float | None = None, label: str | None = None, unlabelled: str = "own_class"):
         if not 0 <= a <= 1:
             raise ConfigError(f"attack rmia: a must lie in [0, 1], got {a}")
         if gamma <= 0:
             raise ConfigError(f"attack rmia: gamma must be > 0, got {gamma}")
         check_rule("rmia", rule, fpr)
+        check_unlabelled("rmia", unlabelled)
         self.online, self.a, self.gamma, self.rule, self.fpr = online, a, gamma, rule, fpr
+        self.unlabelled = unlabelled
         self._label = label
 
     @property
     def label(self) -> str:
-        return self._label or ("rmia_online" if self.online else "rmia_offline")
+        return self._label or (("rmia_online" if self.online else "rmia_offline")
+                               + ("_target_class" if self.unlabelled == "target_class" else ""))
 
     def likelihood_ratio(self, target_log_probs: torch.Tensor, labels: torch.Tensor, ref_logits: torch.Tensor,
                          keep: torch.Tensor) -> torch.Tensor:
-        """LR = p(y | x; target) / p(y | x) [N]."""
-        p_target = label_probability(target_log_probs, labels)
-        yk = labels[:, None].expand(-1, ref_logits.shape[1])
-        p_ref = label_probability(ref_logits.double().log_softmax(-1), yk)
+        """LR = p(y | x; target) / p(y | x) [N]; ``labels`` -1 where unknown (see ``unlabelled``)."""
+        lp = target_log_probs.double()
+        pred = lp.argmax(-1)
+        p_target = at_label(true_class_log_prob, lp, labels, pred, self.unlabelled).exp()
+        p_ref = at_label(true_class_log_prob, ref_logits.double().log_softmax(-1), labels, pred, self.unlabelled).exp()
         return p_target / reference_probability(p_ref, keep, self.online, self.a)
 
     def score(self, s: Signals) -> torch.Tensor:
         e = s.extra
-        lr_x = self.likelihood_ratio(s.log_probs, s.labels_or_predicted, e["reference_logits"], e["reference_keep"])
+        lr_x = self.likelihood_ratio(s.log_probs, s.labels, e["reference_logits"], e["reference_keep"])
         z_ref = e["population_reference_logits"]
         lr_z = self.likelihood_ratio(e["population_log_probs"], e["population_labels"], z_ref,
                                      torch.zeros(z_ref.shape[:2], dtype=torch.bool))

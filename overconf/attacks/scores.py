@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from ..errors import ConfigError
+
 
 def finite(score: torch.Tensor) -> torch.Tensor:
     """Map +-inf to the largest finite float64 values (order kept; ROC code rejects infinities)."""
@@ -61,3 +63,33 @@ def modified_entropy(lp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     own = -lc_y.exp() * lp_y
     terms = -(lp.exp() * lc).scatter(1, y[:, None], 0.0)
     return own + terms.sum(1)
+
+
+UNLABELLED = ("own_class", "target_class")
+"""How reference attacks score an input without a task label (label -1): ``own_class``, every
+model (target and reference models alike) at its own predicted class, which equals the max over
+classes of the statistic (phi_c and p_c both increase with p_c), so no model's class choice
+favours it; ``target_class``, every model at the target's predicted class (the former
+behaviour: it favours the target, whose own argmax is scored against a class the reference
+models need not predict)."""
+
+
+def check_unlabelled(attack: str, value: str) -> None:
+    if value not in UNLABELLED:
+        raise ConfigError(f"attack {attack}: unlabelled '{value}' is not allowed; use one of "
+                          f"{', '.join(UNLABELLED)} (how inputs without a task label, e.g. OOD and noise, are scored)")
+
+
+def at_label(stat, lp: torch.Tensor, labels: torch.Tensor, target_predicted: torch.Tensor,
+             unlabelled: str) -> torch.Tensor:
+    """``stat(lp, y)`` (e.g. :func:`scaled_logit`, :func:`true_class_log_prob`) for log-probabilities
+    ``lp`` [N, ..., C] of one or more models, with y the label where ``labels`` [N] >= 0; for
+    unlabelled rows y = ``target_predicted`` [N] (``target_class``) or each model's own argmax of
+    ``lp`` (``own_class``)."""
+    shape = lp.shape[:-1]
+    extra = (1,) * (len(shape) - 1)
+    known = (labels >= 0).view(-1, *extra)
+    y = torch.where(known, labels.view(-1, *extra), target_predicted.view(-1, *extra)).expand(shape)
+    if unlabelled == "target_class":
+        return stat(lp, y)
+    return torch.where(known, stat(lp, y), stat(lp, lp.argmax(-1)))

@@ -8,9 +8,12 @@ inputs (raw [0, 1] pixels fed to a model trained on normalized inputs); plus noi
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..registry import Registry
@@ -18,6 +21,7 @@ from .datasets import ImageDataset, load_dataset, resize_images
 from .splits import Splits
 
 SOURCES: Registry = Registry("source")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,14 +62,58 @@ class SourceData:
     images: torch.Tensor
     """uint8 [N, C, H, W] for display"""
     pool: str | None = None
-    """'train' or 'test' when the inputs are unchanged images of the study dataset's pool"""
+    """'train' or 'test' when the inputs are images of the study dataset's pool, or made from them"""
     pool_index: torch.Tensor | None = None
-    """their indices in that pool (lets reference-model attacks know who trained on them)"""
+    """the indices in that pool of the images the inputs are (or were made from): their keep
+    status for reference-model attacks (a model that trained on an image counts as IN for the
+    inputs made from it)"""
+    derived: bool = False
+    """True when the inputs are transformed pool images (permuted, scaled, unnormalized): they
+    share the originals' keep status but not their content (nothing may reuse the originals'
+    outputs for them); False when they are the unchanged pool images"""
     info: dict[str, float] = field(default_factory=dict)
     """numbers describing the source itself (e.g. a generator's FID), reported as rows with attack '-'"""
 
     def __len__(self) -> int:
         return len(self.x)
+
+
+def image_digests(images: torch.Tensor) -> list[bytes]:
+    """sha1 of each uint8 image's bytes (shape included): equal digests = equal content."""
+    a = np.ascontiguousarray(images.detach().cpu().numpy())
+    head = repr(tuple(a.shape[1:])).encode()
+    rows = a.reshape(len(a), int(np.prod(a.shape[1:])))
+    return [hashlib.sha1(head + row.tobytes()).digest() for row in rows]
+
+
+def without_members(label: str, data: SourceData, members: set[bytes], overlap: str = "refuse") -> SourceData:
+    """Content overlap of a non-member source with the target's members (``members``: their
+    :func:`image_digests`). A source from the study's own dataset (``digits`` in a digits study,
+    ``fashion_mnist`` with ``split: train``) can hold training images, which are members, not
+    non-members. ``overlap='refuse'``: a ConfigError naming the source, the count and the fix;
+    ``'remove'``: drop them (logged) and report the count as the source's ``overlap_removed``."""
+    if data.images.dtype != torch.uint8:
+        raise TypeError(f"source '{label}': images must be uint8, got {data.images.dtype}")
+    hits = torch.tensor([d in members for d in image_digests(data.images)], dtype=torch.bool)
+    n = int(hits.sum())
+    if overlap == "remove":
+        data.info["overlap_removed"] = n
+    if n == 0:
+        return data
+    if overlap != "remove":
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"source '{label}': {n} of its {len(data)} images are training images of the target model "
+            f"(members, not non-members); set data.overlap: remove to drop them, or take the source "
+            f"from images the target did not train on (another split, e.g. split: test)")
+    keep = ~hits
+    data.x, data.y = data.x[keep.to(data.x.device)], data.y[keep.to(data.y.device)]
+    data.images = data.images[keep.to(data.images.device)]
+    if data.pool_index is not None:
+        data.pool_index = data.pool_index[keep.to(data.pool_index.device)]
+    log.info("source %s: removed %d images equal to target training images (data.overlap: remove)", label, n)
+    return data
 
 
 def _unlabelled(n: int) -> torch.Tensor:
@@ -84,6 +132,13 @@ def test(ctx: SourceContext) -> SourceData:
     return data
 
 
+def _derived(ctx: SourceContext, data: SourceData) -> SourceData:
+    """Inputs made from the first ``size`` target-test images, one each, in order: they carry the
+    keep status of the image they were made from (half of the reference models trained on it)."""
+    data.pool, data.pool_index, data.derived = "test", ctx.test_index(), True
+    return data
+
+
 @SOURCES.register("permuted")
 def permuted(ctx: SourceContext) -> SourceData:
     """Test images with one random pixel permutation each, shared by all channels."""
@@ -92,21 +147,21 @@ def permuted(ctx: SourceContext) -> SourceData:
     perms = torch.argsort(torch.rand(n, h * w, generator=ctx.generator), dim=1)
     flat = images.reshape(n, c, h * w)
     out = torch.gather(flat, 2, perms.unsqueeze(1).expand(n, c, h * w)).reshape(n, c, h, w)
-    return from_images(ctx, out, _unlabelled(n))
+    return _derived(ctx, from_images(ctx, out, _unlabelled(n)))
 
 
 @SOURCES.register("scaled")
 def scaled(ctx: SourceContext, factor: float = 255.0) -> SourceData:
     """Normalized test images multiplied by ``factor`` (the reference study used 255)."""
     images, labels = ctx.test_images()
-    return SourceData(ctx.dataset.normalize(images) * factor, labels, images)
+    return _derived(ctx, SourceData(ctx.dataset.normalize(images) * factor, labels, images))
 
 
 @SOURCES.register("unnormalized")
 def unnormalized(ctx: SourceContext) -> SourceData:
     """Raw [0, 1] test pixels fed to a model trained on normalized inputs."""
     images, labels = ctx.test_images()
-    return SourceData(images.float() / 255, labels, images)
+    return _derived(ctx, SourceData(images.float() / 255, labels, images))
 
 
 @SOURCES.register("gaussian")

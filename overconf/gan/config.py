@@ -138,16 +138,14 @@ class GanConfig:
 GAN_SOURCES = ("fake", "fake_conditional")
 
 
-def validate_gan(cfg) -> None:
-    """Registry checks of a :class:`~overconf.config.StudyConfig`'s ``gan`` section and the
-    parameters of its GAN sources, before any work."""
-    from ..config import check_params
-    from ..registries import GANS, MODELS
+def validate_gan_names(cfg) -> None:
+    """Torch-free checks of a :class:`~overconf.config.StudyConfig`'s ``gan`` section (registered
+    names from overconf.names) and of the parameters of its GAN sources."""
+    from ..names import check_name
 
     g = cfg.gan
-    check_params(GANS.get(g.arch, where="gan.arch"), g.params, f"gan.params({g.arch})",
-                 skip=("channels", "image_size", "num_classes"))
-    MODELS.get(g.fid.classifier, where="gan.fid.classifier")
+    check_name("gan", g.arch, "gan.arch")
+    check_name("architecture", g.fid.classifier, "gan.fid.classifier")
     for i, c in enumerate(cfg.sources):
         if c.name in GAN_SOURCES:
             psi = c.params.get("psi")
@@ -156,3 +154,14 @@ def validate_gan(cfg) -> None:
             classes = c.params.get("classes")
             _check(classes is None or (isinstance(classes, list) and classes),
                    f"sources[{i}]({c.name}).classes must be a non-empty list of class indices or names")
+
+
+def validate_gan(cfg) -> None:
+    """The generator's parameters against the registered factory (imports the registries, torch)."""
+    from ..config import check_params, check_sizes
+    from ..registries import GANS
+
+    g = cfg.gan
+    check_params(GANS.get(g.arch, where="gan.arch"), g.params, f"gan.params({g.arch})",
+                 skip=("channels", "image_size", "num_classes"))
+    check_sizes(g.params, f"gan.params({g.arch})")

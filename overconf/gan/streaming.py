@@ -15,25 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import beta
 from tqdm.auto import tqdm
 
 from ..attacks import Fitted, Signals
 from ..calibrations import Calibration
 from ..device import autocast, memory_format
+from ..metrics.membership import clopper_pearson
 from ..outputs import Outputs
 from .sampling import class_labels, latent
-
-
-def clopper_pearson(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Exact binomial interval for k successes in n trials:
-    [B^-1(a/2; k, n - k + 1), B^-1(1 - a/2; k + 1, n - k)], a = 1 - confidence (0 / 1 at the ends)."""
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    a = 1 - confidence
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lo = np.where(k > 0, beta.ppf(a / 2, k, n - k + 1), 0.0)
-        hi = np.where(k < n, beta.ppf(1 - a / 2, k + 1, n - k), 1.0)
-    return lo, hi
 
 
 class FakePipeline:

@@ -1,7 +1,7 @@
 """GAN training on device-resident images, cached under kind "generators" by content.
 
 A generator's key hashes its training images and labels, architecture and parameters, whether it
-is class-conditional, the recipe and the seed: never anything it generates (regenerated images
+is class-conditional, the recipe (its set values: :data:`GAN_RECIPE_KEY_FIELDS`) and the seed: never anything it generates (regenerated images
 differ bit-wise across GPUs; the training content does not). Loss: the non-saturating GAN loss
 (Goodfellow et al. 2014), L_D = softplus(-D(x)) + softplus(D(G(z))), L_G = softplus(-D(G(z))),
 with Adam (lr 2e-4, beta1 0.5) as in DCGAN. Batches and latents come from seeded generators on the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import Cache, content_key, tensor_digest
+from ..cache import Cache, content_key, set_values, tensor_digest
 from ..device import autocast, memory_format, to_cpu, to_device_images
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDivergedError
 from ..seeding import derive_seed, generator, isolated_rng
 from .config import GanConfig, GanRecipe
 from .models import GANS, Discriminator, Generator
@@ -32,6 +33,9 @@ from .sampling import class_labels, latent
 
 log = logging.getLogger(__name__)
 GAN_VERSION = 1
+GAN_RECIPE_KEY_FIELDS = ("steps", "batch_size", "lr", "beta1", "beta2")
+"""The GanRecipe fields of GAN_VERSION 1, always in a generator's key; a field added since enters
+only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
 GRID = 64
 
 
@@ -55,8 +59,8 @@ class GanJob:
     def key(self) -> str:
         return content_key({
             "kind": "generator", "version": GAN_VERSION, "arch": self.arch, "params": self.params,
-            "conditional": self.conditional, "recipe": dataclasses.asdict(self.recipe), "seed": self.seed,
-            "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
+            "conditional": self.conditional, "recipe": set_values(self.recipe, GAN_RECIPE_KEY_FIELDS),
+            "seed": self.seed, "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
             "num_classes": self.num_classes,
         })
 
@@ -122,10 +126,21 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     key = job.key
     gen, disc = job.build()
     found = cache.load("generators", key)
-    if found is not None:
-        cache.hits += 1
-        gen.load_state_dict(found["generator"])
-        return TrainedGenerator(key, gen.to(device).eval(), found["history"], found["seconds"], job)
+    if found is None:
+        with cache.lock("generators", key, job.name):  # another run may be training it: wait, then reuse
+            found = cache.load("generators", key)
+            if found is None:
+                return _train_and_store_generator(job, gen, disc, cache, device, progress, log_dir, log_every,
+                                                  checkpoint_every)
+    cache.hits += 1
+    gen.load_state_dict(found["generator"])
+    return TrainedGenerator(key, gen.to(device).eval(), found["history"], found["seconds"], job)
+
+
+def _train_and_store_generator(job: GanJob, gen: Generator, disc: Discriminator, cache: Cache, device: torch.device,
+                               progress: bool, log_dir: str | Path | None, log_every: int,
+                               checkpoint_every: float) -> TrainedGenerator:
+    key = job.key
     cache.misses += 1
     resume = cache.load("partial", key)
     state = GanState(**resume) if resume is not None else None
@@ -149,6 +164,10 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     finally:
         if writer is not None:
             writer.close()
+    bad = [k for k, v in gen.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a non-finite generator is never cached
+        raise TrainingDivergedError(f"training of {job.name} diverged (non-finite weights in {bad[0]}); lower "
+                                    f"gan.lr (now {job.recipe.lr:g}) or change gan.beta1 / gan.batch_size")
     cache.save("generators", key, {"generator": to_cpu(gen.state_dict()), "history": history, "seconds": seconds,
                                    "arch": job.arch, "params": job.params, "conditional": job.conditional,
                                    "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
@@ -212,6 +231,9 @@ def train_gan(gen: Generator, disc: Discriminator, images: torch.Tensor, labels:
         done = step + 1
         if done % log_every == 0 or done == recipe.steps:
             ld, lg, dx, dgz = (sums / (done - last_log)).tolist()  # the one sync per logging step
+            if not (math.isfinite(ld) and math.isfinite(lg)):
+                raise TrainingDivergedError(f"training of {desc} diverged (loss_d {ld}, loss_g {lg} by step {done}); "
+                                            f"lower gan.lr (now {recipe.lr:g}) or change gan.beta1 / gan.batch_size")
             sums.zero_()
             last_log = done
             elapsed = spent + time.perf_counter() - t0

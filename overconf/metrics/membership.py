@@ -1,12 +1,18 @@
 """Membership-inference metrics at a fixed decision rule ``score >= threshold`` and over the ROC.
 
 Members are positives. ROC, AUROC and AUPR come from scikit-learn on the same scores.
+
+Intervals: every rate at the fitted threshold (TPR, FPR) gets an exact binomial Clopper-Pearson
+interval (``fpr_ci_low/high``, ``tpr_ci_low/high``), which keeps its width at a rate of 0 or 1 where a percentile bootstrap of 0/1 decisions collapses to
+[0, 0] or [1, 1]. The TPR at a target FPR, a rate at a threshold chosen from the data, gets an
+exact bootstrap interval (:func:`bootstrap_tpr_at_fpr`). "TPR at x FPR" is read at ROC points
+with FPR <= x (Carlini et al.'s ``fig_fpr_tpr.py`` uses FPR < x).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import binom
+from scipy.stats import beta, binom
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
@@ -34,20 +40,22 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target: float = 0.95) -> float:
     return float(fpr[tpr >= target - 1e-12].min())
 
 
-def bootstrap_interval(decisions: torch.Tensor, *, n_boot: int, confidence: float,
-                       generator: torch.Generator) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of 0/1 ``decisions``."""
-    n = len(decisions)
-    if n == 0 or n_boot <= 0:
+def clopper_pearson(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial interval for k successes in n trials (Clopper & Pearson 1934):
+    [B^-1(a/2; k, n - k + 1), B^-1(1 - a/2; k + 1, n - k)], a = 1 - confidence (0 / 1 at the ends)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    a = 1 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(k > 0, beta.ppf(a / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, beta.ppf(1 - a / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+def rate_interval(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Clopper-Pearson interval of the rate k / n as floats (nan for n = 0)."""
+    if n == 0:
         return float("nan"), float("nan")
-    d = decisions.double()
-    means = torch.empty(n_boot, dtype=torch.float64)
-    chunk = max(1, 2_000_000 // n)
-    for i in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - i)
-        means[i: i + b] = d[torch.randint(n, (b, n), generator=generator)].mean(1)
-    alpha = (1 - confidence) / 2
-    lo, hi = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
+    lo, hi = clopper_pearson(k, n, confidence)
     return float(lo), float(hi)
 
 
@@ -115,8 +123,10 @@ def membership_metrics(
 ) -> dict[str, float]:
     """TPR, FPR, precision (also at each member prior), accuracy, balanced accuracy and advantage
     (TPR - FPR) at the fitted threshold; over the ROC: AUROC, AUPR, advantage (max TPR - FPR),
-    FPR at 95% TPR, TPR at each FPR target with the FPR reached; bootstrap intervals for the FPR
-    and for the TPR at each FPR target."""
+    FPR at 95% TPR, TPR at each FPR target with the FPR reached.
+
+    Intervals: Clopper-Pearson for the TPR and the FPR at the threshold (``tpr_ci_*``,
+    ``fpr_ci_*``), the exact bootstrap for the TPR at each FPR target (read at FPR <= target)."""
     s_in, s_out = torch.as_tensor(scores_in).double(), torch.as_tensor(scores_out).double()
     d_in, d_out = s_in >= threshold, s_out >= threshold
     tp, fp = int(d_in.sum()), int(d_out.sum())
@@ -147,8 +157,8 @@ def membership_metrics(
         m[f"tpr_at_fpr_{target:g}"] = t
         m[f"fpr_reached_{target:g}"] = f
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    m["fpr_ci_low"], m["fpr_ci_high"] = bootstrap_interval(d_out, n_boot=n_boot, confidence=confidence,
-                                                           generator=g)
+    m["tpr_ci_low"], m["tpr_ci_high"] = rate_interval(tp, n_in, confidence)
+    m["fpr_ci_low"], m["fpr_ci_high"] = rate_interval(fp, n_out, confidence)
     intervals = bootstrap_tpr_at_fpr(s_in, s_out, fpr_targets, n_boot=n_boot, confidence=confidence, generator=g)
     for target, (lo, hi) in intervals.items():
         m[f"tpr_at_fpr_{target:g}_ci_low"], m[f"tpr_at_fpr_{target:g}_ci_high"] = lo, hi

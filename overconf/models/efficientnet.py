@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import efficientnet_b0 as tv_efficientnet_b0
 
 from .base import MODELS, Classifier
 
@@ -15,6 +14,8 @@ class EfficientNetB0(Classifier):
 
     def __init__(self, *, in_channels: int, num_classes: int, image_size: int, dropout: float = 0.0,
                  stochastic_depth: float = 0.2):
+        from torchvision.models import efficientnet_b0 as tv_efficientnet_b0  # heavy (~2 s): on use
+
         net = tv_efficientnet_b0(weights=None, stochastic_depth_prob=stochastic_depth)
         super().__init__(net.classifier[1].in_features, num_classes, dropout)
         stem = net.features[0][0]

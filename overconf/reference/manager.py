@@ -5,14 +5,17 @@ Reference data (the points the keep matrix ranges over) are, in this order:
 ``target_train[:eval_size]``, ``target_test[:eval_size]``, ``shadow_train[:fit_size]``,
 ``shadow_test[:fit_size]`` and ``reserve[:extra_points]``. So every target evaluation point (the
 members and the ``test`` source) and every shadow fit point is IN for exactly half of the models
-(LiRA online works for all of them); any other input (OOD data, noise, transformed images) is OUT
-for every model. RMIA's population sample z is drawn (seeded) from the rest of the reserve, so
-no model, target or shadow ever trained on it.
+(LiRA online works for all of them). Inputs made from target-test images (the ``permuted``,
+``scaled`` and ``unnormalized`` sources) carry the keep status of the image they were made from;
+any other input (OOD data, noise) is OUT for every model. RMIA's population sample z is drawn
+(seeded) from the rest of the reserve, so no model, target or shadow ever trained on it.
 
-Reference models use the setting's recipe (with ``reference.recipe`` overrides) and the target's
-architecture unless ``reference.arch`` is set. Model k has seed ``derive_seed(seed, "reference",
-k)`` and is keyed by its training data (the keep column's images and labels), architecture,
-recipe, seed and trainer: sequential models are ordinary :class:`~overconf.trained.ClassifierJob`
+Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or
+with ``attacker: uncalibrated`` the study recipe without the setting's overrides), with
+``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
+the target's and the shadow's queries share one reference set. Model k has seed
+``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
+images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.training.jobs.ClassifierJob`
 entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
 slightly). Batched groups save a resumable state at most every minute, and each finished model
 is stored on its own, so a killed run keeps every finished model.
@@ -28,14 +31,16 @@ from typing import Any
 
 import torch
 
-from ..cache import Cache, content_key, tensor_digest
+from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
 from ..errors import ConfigError
 from ..device import to_cpu
 from ..models import build_model
 from ..seeding import derive_seed, generator
-from ..trained import ClassifierJob, load_or_train
-from .batched import GroupState, has_batchnorm, stacked_logits, train_batched
+from ..training.jobs import ClassifierJob, load_or_train
+from ..training.batched import GroupState, has_batchnorm, train_batched
+from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
+from .logits import stacked_logits
 from .keep import balanced_keep
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ class ReferenceSet:
     population_x: torch.Tensor
     """model inputs of RMIA's population sample z [Z, C, H, W]"""
     population_labels: torch.Tensor
+    hooks: TrainingHooks | None = None
+    """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
 
     @property
     def num_models(self) -> int:
@@ -79,7 +86,7 @@ class ReferenceSet:
         member = self.keep[:, k]
         return ClassifierJob(self.arch, self.recipe, self.seeds[k], self.images[member], self.labels[member],
                              self.mean, self.std, self.num_classes, params=self.params,
-                             name=f"reference {k}/{self.num_models} {self.arch}")
+                             name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks)
 
     @cached_property
     def model_keys(self) -> list[str]:
@@ -106,8 +113,9 @@ class ReferenceSet:
 
     # ------------------------------------------------------------------ membership of queried points
     def keep_for(self, pool: str | None, pool_index: torch.Tensor | None, n: int) -> torch.Tensor:
-        """bool [n, K]: which models trained on each queried point (all False for points outside
-        the reference data: OOD, noise, transformed inputs, other splits)."""
+        """bool [n, K]: which models trained on each queried point, i.e. on the pool image it is
+        or was made from (all False for points outside the reference data: OOD, noise, other
+        splits)."""
         out = torch.zeros(n, self.num_models, dtype=torch.bool)
         if pool is None or pool_index is None:
             return out
@@ -143,6 +151,16 @@ class ReferenceSet:
 
     def _train_group(self, ks: list[int], cache: Cache, device: torch.device, progress: bool,
                      checkpoint_every: float = 60.0) -> list[dict[str, torch.Tensor]]:
+        """Under the group's file lock: another run sharing the cache may have trained them meanwhile."""
+        group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
+        with cache.lock("partial", group_key, f"reference models {ks[0]}-{ks[-1]}"):
+            stored = [cache.load("models", self.model_keys[k]) for k in ks]
+            if all(s is not None for s in stored):
+                return [s["state_dict"] for s in stored]
+            return self._train_group_unlocked(ks, cache, device, progress, checkpoint_every)
+
+    def _train_group_unlocked(self, ks: list[int], cache: Cache, device: torch.device, progress: bool,
+                              checkpoint_every: float = 60.0) -> list[dict[str, torch.Tensor]]:
         jobs = [self.job(k) for k in ks]
         models = [j.build() for j in jobs]
         group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
@@ -163,7 +181,8 @@ class ReferenceSet:
             models, self.inputs(), self.labels, self.keep[:, ks], self.recipe, seeds=seeds,
             dropout_seed=derive_seed(0, "reference", "dropout", *seeds), device=device,
             resume=GroupState(**resume) if resume is not None else None, on_epoch=on_epoch,
-            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)")
+            progress=progress, desc=f"reference models {ks[0]}-{ks[-1]} of {self.num_models} (batched)",
+            hooks=self.hooks or DEFAULT_HOOKS)
         for k, sd, hist in zip(ks, sds, histories):
             cache.save("models", self.model_keys[k], {
                 "state_dict": sd, "history": hist, "arch": self.arch, "params": self.params,
@@ -204,7 +223,8 @@ _SETS: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 def reference_spec(study, job: ClassifierJob) -> tuple[str, dict, Recipe]:
-    """(architecture, params, recipe) of the reference models for the model trained by ``job``."""
+    """(architecture, params, recipe) of the reference models for the attacker whose shadow model
+    is trained by ``job`` (the attacker trains reference models as it trains its shadow)."""
     r = study.cfg.reference
     arch, params = (r.arch, dict(r.params)) if r.arch else (job.arch, dict(job.params))
     return arch, params, job.recipe.updated(r.recipe, "reference.recipe")
@@ -237,10 +257,11 @@ def population_index(study) -> torch.Tensor:
 
 
 def reference_set(study, job: ClassifierJob) -> ReferenceSet:
-    """The reference set for the model ``job`` trains in ``study`` (memoised per study and seed)."""
+    """The reference set of the attacker whose shadow model ``job`` trains in ``study`` (memoised
+    per study, seed, architecture and recipe)."""
     arch, params, recipe = reference_spec(study, job)
     memo = _SETS.setdefault(study, {})
-    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": dataclasses.asdict(recipe)})
+    spec = content_key({"seed": study.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
     if spec in memo:
         return memo[spec]
     r, ds = study.cfg.reference, study.dataset

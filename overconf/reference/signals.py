@@ -12,9 +12,9 @@
 
 Reference models of a (seed, architecture, recipe) are shared by the target's and the shadow's
 queries; their outputs are cached per (reference model, input set). Reference outputs are raw
-logits: attacks take their log-softmax (the reference models mirror the setting's training
-recipe, not its post-hoc calibration), while the queried model's signal is what it releases,
-``Signals.log_probs`` (calibrated).
+logits: attacks take their log-softmax (the reference models follow the attacker's training
+recipe, the shadow's, not any post-hoc calibration), while the queried model's signal is what
+it releases, ``Signals.log_probs`` (calibrated).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from .manager import ReferenceSet, check_reference, reference_set
 
 
 def refs(ctx: SignalContext) -> ReferenceSet:
-    return reference_set(ctx.study, ctx.job)
+    """The attacker's reference set: trained with the shadow's recipe (``ctx.attacker_job``)."""
+    return reference_set(ctx.study, ctx.attacker_job if ctx.attacker_job is not None else ctx.job)
 
 
 def _register(name: str, producer, key_extra, doc: str, uses_references: bool = True):

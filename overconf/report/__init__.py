@@ -10,20 +10,24 @@ log = logging.getLogger("overconf")
 
 
 def write_report(result) -> None:
-    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir."""
+    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir.
+    Figures and TensorBoard records whose content was drawn before come from the cache
+    (``report/artifacts.py``): a fully cached rerun draws nothing."""
+    from .artifacts import report_cache
     from .per_sample import write_per_sample
 
     run_dir = result.run_dir
+    cache = report_cache(result)
     write_rows(result.rows, run_dir)
     write_per_sample(result, run_dir / "per_sample.pt")
     if result.config.report.figures:
         from .figures import study_figures
 
-        study_figures(result, run_dir / "figures")
+        study_figures(result, run_dir / "figures", cache)
     if result.config.report.tensorboard:
         from .tensorboard import write_tensorboard
 
-        write_tensorboard(result, run_dir / "tensorboard")
+        write_tensorboard(result, run_dir / "tensorboard", cache)
     from .gan import write_gan_report
 
     write_gan_report(result, run_dir)
@@ -31,8 +35,9 @@ def write_report(result) -> None:
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
         from .comparison import load_run, write_comparison
 
-        _, section = write_comparison([load_run(run_dir)], run_dir, figures=result.config.report.figures,
-                                      figures_dir=run_dir / "figures", level=2)
+        run = load_run(run_dir, require_complete=False)  # being written: marked complete after the report
+        _, section = write_comparison([run], run_dir, figures=result.config.report.figures,
+                                      figures_dir=run_dir / "figures", level=2, cache=cache)
         text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)
 

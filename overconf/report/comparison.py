@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from scipy.stats import wasserstein_distance
 
 from ..cache import atomic_write_text
-from ..errors import OverconfError
+from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
+from ..yamlio import load_yaml
 from .tables import Table, markdown_table, ordered
+
+log = logging.getLogger("overconf")
 
 DEFAULT_ATTACK = "max_score"
 TPR_AT = "tpr_at_fpr_0.01"
@@ -50,18 +54,73 @@ class RunData:
     def name(self) -> str:
         return self.run_dir.name
 
+    @property
+    def dataset(self) -> str:
+        """The run's data.dataset (``?`` if its config.yaml does not say)."""
+        data = self.config.get("data")
+        return str(data.get("dataset", "?")) if isinstance(data, dict) else "?"
 
-def load_run(run_dir: str | Path) -> RunData:
-    """config.yaml + results.json + per_sample.pt of a finished ``overconf run``."""
+
+ROW_KEYS = ("model", "setting", "attack", "source", "metric", "value")
+
+
+def _damaged(run_dir: Path, name: str, why: str) -> DataError:
+    return DataError(f"'{run_dir / name}' is damaged ({why}); re-run the study ('overconf run' with its "
+                     f"config.yaml: cached models and outputs make that quick) or leave this run out")
+
+
+def check_complete(run_dir: Path) -> None:
+    """Refuse a run whose status.json is not 'complete' (failed, interrupted, killed or still
+    running); a folder without status.json predates status files and is read as before."""
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except FileNotFoundError:
+        status = None
+    except (OSError, ValueError):
+        status = {"status": "unreadable status.json"}
+    if status is not None and not isinstance(status, dict):
+        status = {"status": "unreadable status.json"}
+    if status is None:
+        log.warning("'%s' has no status.json (written by an older overconf): assuming it finished", run_dir)
+    elif status.get("status") != "complete":
+        detail = {"running": f"still running or killed (started {status.get('started', '?')}, "
+                             f"pid {status.get('pid', '?')})"}.get(status.get("status"), status.get("status"))
+        if status.get("error"):
+            detail += f": {status['error']}"
+        raise IncompleteRunError(f"'{run_dir}' is not a finished run ({detail}); wait for it, or run it again "
+                                 f"with 'overconf run CONFIG --out {run_dir} --overwrite', or leave it out")
+
+
+def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
+    """config.yaml + results.json + per_sample.pt of a finished ``overconf run``; a missing or
+    damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
     from .per_sample import load_per_sample
-    from .tables import load_rows
 
     run_dir = Path(run_dir)
+    if require_complete:
+        check_complete(run_dir)
     for name in ("config.yaml", "results.json", "per_sample.pt"):
         if not (run_dir / name).is_file():
             raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")
-    return RunData(run_dir, yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, load_rows(run_dir),
-                   load_per_sample(run_dir / "per_sample.pt"))
+    try:
+        config = load_yaml((run_dir / "config.yaml").read_text(), f"'{run_dir / 'config.yaml'}'") or {}
+    except (ConfigError, UnicodeDecodeError) as e:
+        raise _damaged(run_dir, "config.yaml", str(e)) from None
+    if not isinstance(config, dict):
+        raise _damaged(run_dir, "config.yaml", "not a mapping of keys")
+    try:
+        rows = json.loads((run_dir / "results.json").read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _damaged(run_dir, "results.json", f"not valid JSON: {e}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
+        raise _damaged(run_dir, "results.json", f"not a list of rows with keys {', '.join(ROW_KEYS)}")
+    try:
+        per_sample = load_per_sample(run_dir / "per_sample.pt")
+    except Exception as e:  # torch.load: UnpicklingError, RuntimeError, EOFError, ... on a damaged file
+        raise _damaged(run_dir, "per_sample.pt", f"{type(e).__name__}: {e}") from None
+    if not isinstance(per_sample, dict):
+        raise _damaged(run_dir, "per_sample.pt", "not a mapping of cells")
+    return RunData(run_dir, config, rows, per_sample)
 
 
 @dataclass
@@ -139,6 +198,9 @@ class Comparison:
     sources: list[str]
     baseline: str | None
     multi_run: bool
+    notes: list[str] = field(default_factory=list)
+    """what the comparison left out (sources not in every run), printed with the tables"""
+    dataset: str | None = None
 
     def label(self, e: Entry) -> str:
         return f"{e.run}/{e.setting}" if self.multi_run else e.setting
@@ -236,11 +298,28 @@ def build_comparison(runs: list[RunData], attack: str | None = None, baseline: s
     attack = attack or (DEFAULT_ATTACK if DEFAULT_ATTACK in attacks else attacks[0])
     if attack not in attacks:
         raise OverconfError(f"attack '{attack}' is not in the runs; they hold: {', '.join(attacks)}")
-    entries, sources = [], []
+    datasets = {run.name: run.dataset for run in runs}
+    if len(set(datasets.values())) > 1:
+        raise OverconfError(
+            "the runs are on different datasets (" + ", ".join(f"{k}: {v}" for k, v in datasets.items())
+            + "), whose rates cannot be pooled into one comparison or verdict; compare the runs of one "
+              "dataset at a time")
+    entries, per_run = [], []
     for run in runs:
         e, s = run_entries(run, attack)
         entries += e
-        sources += [x for x in s if x not in sources]
+        per_run.append((run.name, s))
+    sources = [x for x in per_run[0][1] if all(x in s for _, s in per_run)] if per_run else []
+    notes = []
+    left_out = list(dict.fromkeys(x for _, s in per_run for x in s if x not in sources))
+    if left_out:
+        where = "; ".join(f"{x} (only in {', '.join(n for n, s in per_run if x in s)})" for x in left_out)
+        notes.append(f"Sources not in every run are left out, so every column and mean covers the same "
+                     f"sources: {where}.")
+        for e in entries:  # means over the common sources only
+            fpr = [e.values[f"fpr:{x}"] for x in sources]
+            e.values["mean_ood_fpr"] = _mean([f for x, f in zip(sources, fpr) if source_group(x) == "ood"])
+            e.values["fake_fpr"] = _mean([f for x, f in zip(sources, fpr) if source_group(x) == "fake"])
     settings = [e.setting for e in entries]
     if baseline is None:
         plain = [e.setting for e in entries if e.info.kind == "baseline"]
@@ -248,7 +327,7 @@ def build_comparison(runs: list[RunData], attack: str | None = None, baseline: s
     elif baseline not in settings:
         raise OverconfError(f"--baseline '{baseline}' is not a setting of the runs; settings: "
                             f"{', '.join(dict.fromkeys(settings))}")
-    return Comparison(entries, attack, sources, baseline, len(runs) > 1)
+    return Comparison(entries, attack, sources, baseline, len(runs) > 1, notes, next(iter(datasets.values()), None))
 
 
 # ----------------------------------------------------------------------------- tables
@@ -298,10 +377,12 @@ def comparison_markdown(c: Comparison, figures: list[Path] = (), relative_to: Pa
 
     h = "#" * level
     out = [f"{h} Calibration comparison: overconfidence vs leakage", "",
-           f"Attack: `{c.attack}` (fitted on each setting's shadow model, applied to its target). "
+           (f"Dataset: `{c.dataset}`. " if c.dataset else "")
+           + f"Attack: `{c.attack}` (fitted on each setting's shadow model, applied to its target). "
            f"Mean OOD FPR = mean over {', '.join(c.ood_sources) or '(no OOD sources)'}"
            + (f"; fake FPR = mean over {', '.join(c.fake_sources)}" if c.fake_sources else "")
            + (f". Baseline: `{c.baseline}`." if c.baseline else ". No baseline setting."), "",
+           *[x for note in c.notes for x in (f"Note: {note}", "")],
            f"{h}# Settings", ""]
     seen = {}
     for e in c.entries:
@@ -336,9 +417,10 @@ def comparison_csv(c: Comparison) -> str:
 
 def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | None = None,
                      baseline: str | None = None, figures: bool = True,
-                     figures_dir: str | Path | None = None, level: int = 1) -> tuple[Comparison, str]:
+                     figures_dir: str | Path | None = None, level: int = 1,
+                     cache=None) -> tuple[Comparison, str]:
     """comparison.md, comparison.csv and the comparison figures; returns the comparison and its
-    Markdown."""
+    Markdown. Figures already drawn with the same content come from ``cache`` (a Cache), if given."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     c = build_comparison(runs, attack, baseline)
@@ -346,7 +428,7 @@ def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | 
     if figures:
         from .comparison_figures import comparison_figures
 
-        paths = comparison_figures(c, Path(figures_dir) if figures_dir is not None else out_dir / "figures")
+        paths = comparison_figures(c, Path(figures_dir) if figures_dir is not None else out_dir / "figures", cache)
     text = comparison_markdown(c, paths, relative_to=out_dir, level=level)
     atomic_write_text(out_dir / "comparison.md", text)
     atomic_write_text(out_dir / "comparison.csv", comparison_csv(c))

@@ -12,15 +12,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..metrics.calibration import expected_calibration_error, reliability  # noqa: E402
-from .comparison import Comparison, Entry  # noqa: E402
-from .figures import slug  # noqa: E402
+from ..metrics.calibration import expected_calibration_error, reliability
+from .artifacts import cached_file, plt
+from .comparison import Comparison, Entry
+from .figures import pairs, slug
 
 
 def _grid(n: int, w: float = 3.4, h: float = 2.8):
@@ -159,14 +156,25 @@ def reliability_diagrams(c: Comparison, entries: list[Entry], path: Path, writte
     _save(fig, path, written)
 
 
-def comparison_figures(c: Comparison, folder: Path) -> list[Path]:
+def shown_content(c: Comparison, entries: list[Entry]):
+    """What a model's comparison figures show: the comparison's options and its entries (run
+    names only where labels show them, i.e. across runs), in their order."""
+    return {"attack": c.attack, "sources": c.sources, "baseline": c.baseline, "multi_run": c.multi_run,
+            "entries": [[e.run if c.multi_run else "", e.model, e.info, pairs(e.values), pairs(e.samples)]
+                        for e in entries]}
+
+
+def comparison_figures(c: Comparison, folder: Path, cache=None) -> list[Path]:
+    """The comparison figures per model; each one is drawn only when ``cache`` holds no file of
+    the same content drawn by the same code (``report/artifacts.py``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for model in c.models():
         entries = [e for e in c.entries if e.model == model]
         m = slug(model)
-        tradeoff(c, entries, folder / f"tradeoff_{m}.png", written)
-        fpr_vs_baseline(c, entries, folder / f"fpr_vs_baseline_{m}.png", written)
-        max_score_density(c, entries, folder / f"max_score_density_{m}.png", written)
-        reliability_diagrams(c, entries, folder / f"reliability_{m}.png", written)
+        content = shown_content(c, entries)
+        for name, draw in (("tradeoff", tradeoff), ("fpr_vs_baseline", fpr_vs_baseline),
+                           ("max_score_density", max_score_density), ("reliability", reliability_diagrams)):
+            written.append(cached_file(cache, folder / f"{name}_{m}.png", content,
+                                       lambda path, draw=draw: draw(c, entries, path, [])))
     return written

@@ -5,15 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
-import matplotlib.patches
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..metrics.membership import roc  # noqa: E402
-from .tables import Table, ordered  # noqa: E402
+from ..metrics.membership import roc
+from .artifacts import cached_png, plt
+from .tables import Table, ordered
 
 
 def slug(text: str) -> str:
@@ -106,7 +102,9 @@ def fpr_bars(ax, table: Table, model: str, setting: str, attacks: list[str], sou
     ax.set_ylabel("rate flagged as member")
     ax.set_title(f"{model} / {setting}")
     ax.grid(True, axis="y", alpha=0.3)
-    blank = matplotlib.patches.Patch(visible=False)
+    from matplotlib.patches import Patch
+
+    blank = Patch(visible=False)
     legend_handles, legend_labels, headers = [], [], []
     for family, members in groups:
         headers.append(len(legend_labels))
@@ -204,7 +202,14 @@ def cell_rows(result, cell) -> list[dict]:
     return [r for r in result.rows if (r["model"], r["setting"], r["seed"]) == (cell.model, cell.setting, cell.seed)]
 
 
-def study_figures(result, folder: Path) -> list[Path]:
+def pairs(d: dict) -> list:
+    """A dict as [key, value] pairs: content keys sort dict keys, figures depend on their order."""
+    return [[k, pairs(v) if isinstance(v, dict) else v] for k, v in d.items()]
+
+
+def study_figures(result, folder: Path, cache=None) -> list[Path]:
+    """The run's figures; each one is drawn only when ``cache`` (a :class:`~overconf.cache.Cache`)
+    holds no PNG of the same content drawn by the same code (``report/artifacts.py``)."""
     folder.mkdir(parents=True, exist_ok=True)
     table = Table(result.rows)
     rows = result.rows
@@ -214,25 +219,33 @@ def study_figures(result, folder: Path) -> list[Path]:
     if attacks and sources:
         for model in ordered(rows, "model"):
             for setting in ordered(rows, "setting"):
-                fig = fpr_bars_figure(table, model, setting, attacks, sources)
+                def draw(model=model, setting=setting):
+                    return fpr_bars_figure(table, model, setting, attacks, sources)
+
+                shown = [r for r in rows if r["model"] == model and r["setting"] == setting]
                 path = folder / f"fpr_bars_{slug(model)}_{slug(setting)}.png"
-                fig.savefig(path, dpi=120)
-                plt.close(fig)
-                written.append(path)
+                written.append(cached_png(cache, path, {"model": model, "setting": setting, "attacks": attacks,
+                                                        "sources": sources, "rows": shown}, draw, dpi=120))
     for cell in result.cells:
-        n = 1 + len(cell.sources)
-        fig = plt.figure(figsize=(3.2 * min(4, n), 2.6 * int(np.ceil(n / 4)) + 0.6))
-        max_score_histograms(fig, cell)
-        fig.tight_layout()
+        def draw_histograms(cell=cell):
+            n = 1 + len(cell.sources)
+            fig = plt.figure(figsize=(3.2 * min(4, n), 2.6 * int(np.ceil(n / 4)) + 0.6))
+            max_score_histograms(fig, cell)
+            fig.tight_layout()
+            return fig
+
+        sets = [["members", cell.members.max_score]] + [[k, v.max_score] for k, v in cell.sources.items()]
+        labels = {"model": cell.model, "setting": cell.setting, "seed": cell.seed}
         path = folder / f"max_score_{slug(cell.model)}_{slug(cell.setting)}_s{cell.seed}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(cached_png(cache, path, labels | {"sets": sets}, draw_histograms, dpi=110))
         sources = roc_sources(cell, result.config)
         if cell.scores and sources:
-            fig = roc_figure(cell, cell_rows(result, cell), sources)
+            shown = cell_rows(result, cell)
+
+            def draw_roc(cell=cell, shown=shown, sources=sources):
+                return roc_figure(cell, shown, sources)
+
             path = folder / f"roc_{slug(cell.model)}_{slug(cell.setting)}_s{cell.seed}.png"
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            written.append(path)
+            content = labels | {"scores": pairs(cell.scores), "rows": shown, "sources": sources}
+            written.append(cached_png(cache, path, content, draw_roc, dpi=120))
     return written

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .figures import slug  # noqa: E402
-from .tables import Table, markdown_table, ordered  # noqa: E402
+from .artifacts import plt
+from .figures import slug
+from .tables import Table, markdown_table, ordered
 
 GAN_SOURCES = ("fake", "fake_conditional")
 
@@ -48,6 +44,9 @@ def stream_figures(result, folder: Path) -> list[Path]:
 
 def gan_tensorboard(result, folder: Path) -> None:
     """Per cell: stream/<attack>/{fpr,fpr_ci_low,fpr_ci_high,flagged} at step M; search grids."""
+    if not any(c.extensions.get("stream") is not None or c.extensions.get("search") is not None
+               for c in result.cells):
+        return  # nothing to log: skip the TensorBoard and torchvision imports (seconds)
     from torch.utils.tensorboard import SummaryWriter
     from torchvision.utils import make_grid
 

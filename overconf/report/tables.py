@@ -88,8 +88,22 @@ def strength_table(t: Table, cfg, model: str, setting: str, attacks: list[str], 
             cells.append(f"{t.fmt(model, setting, a, ref, f'tpr_at_fpr_{f:g}')} [{lo}, {hi}]")
         body.append(cells)
     return [f"Attack strength against the {ref} source (advantage: max TPR - FPR over the ROC; balanced "
-            f"accuracy and precision at member prior pi at the fitted threshold; TPR at low FPR with "
-            f"{cfg.metrics.confidence:.0%} bootstrap intervals):", "", markdown_table(header, body), ""]
+            f"accuracy and precision at member prior pi at the fitted threshold; TPR at x FPR: the best "
+            f"TPR over ROC points with FPR <= x, with {cfg.metrics.confidence:.0%} exact-bootstrap "
+            f"intervals):", "", markdown_table(header, body), ""]
+
+
+def unlabelled_choices(cfg) -> dict[str, str]:
+    """Attack label -> how it scores inputs without a task label, for the attacks that have the
+    choice (LiRA, RMIA: ``unlabelled``)."""
+    from ..attacks import ATTACKS
+
+    out = {}
+    for c in cfg.attacks:
+        attack = ATTACKS[c.name](**c.params)
+        if hasattr(attack, "unlabelled"):
+            out[attack.label] = attack.unlabelled
+    return out
 
 
 def summary_markdown(rows: list[dict], cfg, result=None) -> str:
@@ -98,6 +112,7 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
     attacks = ordered(rows, "attack", exclude=("-",))
     sources = [s for s in ordered([r for r in rows if r["attack"] != "-"], "source") if s != "shadow"]
     seeds = ordered(rows, "seed")
+    unlabelled = unlabelled_choices(cfg)
     out = [f"# overconf study: {cfg.name}", ""]
     if result is not None:
         out += [f"- run folder: `{result.run_dir}`",
@@ -107,6 +122,8 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
             f"- evaluation: {cfg.data.eval_size} target members vs {cfg.data.eval_size} non-members per source "
             f"(a source with fewer samples is compared with a seeded equal-size subset of the members); "
             f"attacks fitted on {cfg.data.fit_size} + {cfg.data.fit_size} shadow samples", ""]
+    if result is not None and getattr(result, "warnings", None):
+        out += ["**Warnings**", ""] + [f"- {w}" for w in result.warnings] + [""]
     for model in models:
         for setting in settings:
             out += [f"## {model} / {setting}", ""]
@@ -115,15 +132,22 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                 for name, src, metric in (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy"),
                                           ("ECE", "test", "ece"), ("OE", "test", "overconfidence_error"))), ""]
             out += ["False-positive rate per non-member source (member iff the attack fires; TPR on "
-                    "target members; AUROC and TPR at 1% FPR against the test source):", ""]
-            header = ["attack", "TPR"] + [f"FPR {s}" for s in sources] + ["AUROC test", "TPR@1%FPR test"]
+                    "target members; AUROC and TPR at 1% FPR against the test source"
+                    + ("; 'unlabelled': the class at which a reference attack scores inputs without a "
+                       "task label (OOD, noise), each model's own predicted class or the target's"
+                       if unlabelled else "")
+                    + f"). Rows tpr_ci_* / fpr_ci_* hold {cfg.metrics.confidence:.0%} Clopper-Pearson "
+                    "(exact binomial) intervals of TPR and FPR:", ""]
+            header = ["attack", "TPR"] + [f"FPR {s}" for s in sources] + ["AUROC test", "TPR@1%FPR test"] \
+                + (["unlabelled"] if unlabelled else [])
             body = []
             for a in attacks:
                 ref = sources[0] if "test" not in sources else "test"
                 body.append([a, t.fmt(model, setting, a, ref, "tpr")]
                             + [t.fmt(model, setting, a, s, "fpr") for s in sources]
                             + [t.fmt(model, setting, a, ref, "auroc"),
-                               t.fmt(model, setting, a, ref, "tpr_at_fpr_0.01")])
+                               t.fmt(model, setting, a, ref, "tpr_at_fpr_0.01")]
+                            + ([unlabelled.get(a, "–")] if unlabelled else []))
             out += [markdown_table(header, body), ""]
             if attacks and sources:
                 out += strength_table(t, cfg, model, setting, attacks, "test" if "test" in sources else sources[0])

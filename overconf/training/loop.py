@@ -1,10 +1,11 @@
-"""Classifier training on device-resident tensors (in the spirit of airbench).
+"""Single-model training on device-resident tensors (in the spirit of airbench).
 
-The whole training set lives on the device; each epoch draws a permutation from a seeded
-generator and slices batches from it. bf16 autocast and channels_last on CUDA. Losses are
-accumulated on the device and read once per epoch, so the GPU is not waiting on Python.
+The whole training set lives on the device; each epoch the hooks draw its batches (default: a
+permutation from a seeded generator, sliced into batches). bf16 autocast and channels_last on CUDA.
+Losses are accumulated on the device and read once per epoch, so the GPU is not waiting on Python.
 Dropout draws from torch's global RNG inside :func:`isolated_rng`, so training is reproducible
-and leaves the caller's RNG untouched; a :class:`TrainState` lets a killed run resume.
+and leaves the caller's RNG untouched; a :class:`TrainState` lets a killed run resume. Loss, step
+and divergence checks are those of :mod:`.step`, shared with the batched loop.
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import Recipe
-from .device import autocast, memory_format, to_device_images
-from .seeding import derive_seed, isolated_rng
+from ..config import Recipe
+from ..device import autocast, memory_format, to_device_images
+from ..seeding import derive_seed, isolated_rng
+from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks
+from .step import check_diverged, get_global_rng, make_optimizer, optimizer_step, set_global_rng
 
 
 @dataclass
@@ -33,17 +36,6 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-
-
-def classification_loss(recipe: Recipe) -> nn.Module:
-    """Cross-entropy with label smoothing eps: (1 - eps) CE(z, y) + eps * mean_k(-log p_k)."""
-    return nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-
-
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,
@@ -56,18 +48,21 @@ def train_classifier(
     on_epoch: Callable[[TrainState], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    hooks: TrainingHooks = DEFAULT_HOOKS,
 ) -> list[dict]:
     """Train ``model`` in place on inputs ``x`` (float, model space) and labels ``y``.
 
-    Minimises cross-entropy with label smoothing ``recipe.label_smoothing``
-    ((1 - eps) CE + eps * uniform CE) and L2 weight decay ``recipe.weight_decay``.
+    Minimises ``hooks.loss(recipe)`` (default: cross-entropy with label smoothing
+    ``recipe.label_smoothing``, (1 - eps) CE + eps * uniform CE) with L2 weight decay
+    ``recipe.weight_decay``, for ``recipe.epochs`` epochs unless ``hooks.stop`` ends it sooner.
     Returns the per-epoch history (mean loss, accuracy)."""
     model.to(device, memory_format=memory_format(device))
     x = to_device_images(x, device)
     y = y.to(device)
     n, bs = len(x), recipe.batch_size
-    optimizer = make_optimizer(model.parameters(), recipe)
-    loss_fn = classification_loss(recipe)
+    params = list(model.parameters())
+    optimizer = make_optimizer(params, recipe)
+    loss_fn = hooks.loss(recipe)
     batches = torch.Generator(device=device)
     batches.manual_seed(derive_seed(seed, "batches"))
     history: list[dict] = []
@@ -80,43 +75,34 @@ def train_classifier(
 
     with isolated_rng(derive_seed(seed, "dropout"), device):
         if resume is not None:
-            _set_global_rng(resume.global_rng, device)
+            set_global_rng(resume.global_rng, device)
         bar = tqdm(range(start, recipe.epochs), desc=desc, disable=not progress, leave=False,
                    initial=start, total=recipe.epochs)
         for epoch in bar:
             model.train()
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=batches, device=device)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            for i in range(0, n, bs):
-                idx = perm[i: i + bs]
+            seen = 0
+            for idx in hooks.batches(n, bs, batches, device):
                 xb, yb = x[idx], y[idx]
                 with autocast(device):
                     out = model(xb)
                     loss = loss_fn(out, yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                optimizer_step(optimizer, loss, params, hooks, Batch(xb, yb, idx))
                 loss_sum += loss.detach().float() * len(idx)
                 correct += (out.detach().argmax(1) == yb).sum()
-            stats = {"epoch": epoch + 1, "loss": loss_sum.item() / n, "accuracy": correct.item() / n,
+                seen += len(idx)
+            stats = {"epoch": epoch + 1, "loss": loss_sum.item() / seen, "accuracy": correct.item() / seen,
                      "seconds": time.perf_counter() - t0}
+            check_diverged(stats["loss"], out.shape[-1], epoch + 1, desc, recipe)  # before any state is saved
             history.append(stats)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}")
+            state = TrainState(epoch + 1, model.state_dict(), optimizer.state_dict(), batches.get_state(),
+                               get_global_rng(device), list(history))
             if on_epoch is not None:
-                on_epoch(TrainState(epoch + 1, model.state_dict(), optimizer.state_dict(),
-                                    batches.get_state(), _get_global_rng(device), list(history)))
+                on_epoch(state)
+            if hooks.stop(state):
+                break
     model.eval()
     return history
-
-
-def _get_global_rng(device: torch.device) -> torch.Tensor:
-    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-
-
-def _set_global_rng(state: torch.Tensor, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state, device)
-    else:
-        torch.set_rng_state(state)

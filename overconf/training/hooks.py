@@ -1,0 +1,74 @@
+"""Training hooks: the four things a training-time defense changes, with defaults that are plain
+training (shuffled epochs, mean gradient, label-smoothed cross-entropy, fixed epochs).
+
+Both loops (:func:`~overconf.training.loop.train_classifier` and
+:func:`~overconf.training.batched.train_batched`) call the same hooks at the same points:
+
+- :meth:`TrainingHooks.batches`: the batches of one epoch, as index tensors, drawn from the model's
+  seeded batch generator (the batched loop asks once per model and stacks the step's batches, so
+  every step must give each model a batch of the same size);
+- :meth:`TrainingHooks.loss`: the loss function ``loss(logits, labels, reduction="mean")``;
+- :meth:`TrainingHooks.gradient`: sets ``p.grad`` of every parameter for one step from the step's
+  loss (and :class:`Batch`);
+- :meth:`TrainingHooks.stop`: after each epoch (after the divergence check and the resumable state),
+  whether to stop before ``recipe.epochs``.
+
+A job with hooks other than the defaults must say so in its cache key (``ClassifierJob.hooks``,
+keyed by :meth:`TrainingHooks.describe`); a job without hooks keeps its key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..config import Recipe
+from .step import classification_loss
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step's data: inputs, labels and their row indices into the training tensors (single
+    loop: [B, ...], [B], [B]; batched loop: [G, B, ...], [G, B], [G, B])."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+
+class TrainingHooks:
+    """Plain training; subclass and override what a defense changes. Hooks must draw randomness
+    only from the generators they are given or seed themselves (:mod:`overconf.seeding`)."""
+
+    def batches(self, n: int, batch_size: int, generator: torch.Generator,
+                device: torch.device) -> list[torch.Tensor]:
+        """(a) Sampling: one epoch's batches of indices into the n training points. Default: a
+        seeded permutation cut into batches of ``batch_size`` (the last one may be smaller)."""
+        perm = torch.randperm(n, generator=generator, device=device)
+        return [perm[i: i + batch_size] for i in range(0, n, batch_size)]
+
+    def loss(self, recipe: Recipe) -> Callable[..., torch.Tensor]:
+        """(c) The loss ``loss(logits, labels, reduction="mean")``. Default: cross-entropy with
+        label smoothing ``recipe.label_smoothing`` (:class:`~overconf.training.step.SmoothedCrossEntropy`)."""
+        return classification_loss(recipe)
+
+    def gradient(self, loss: torch.Tensor, params: list[torch.Tensor], batch: Batch) -> None:
+        """(b) This step's gradient into ``p.grad`` (the grads are None on entry). Default: the
+        gradient of the batch's mean loss (batched loop: of the sum of the models' mean losses, so
+        each model gets its own)."""
+        loss.backward()
+
+    def stop(self, state: Any) -> bool:
+        """(d) After an epoch, given its :class:`~overconf.training.loop.TrainState` (batched:
+        :class:`~overconf.training.batched.GroupState`), whether to stop now. Default: never
+        (``recipe.epochs`` epochs)."""
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        """What a model's cache key records of these hooks: their class and settings. Override to
+        list the settings (e.g. ``{"kind": "dp_sgd", "noise_multiplier": 1.1, "max_grad_norm": 1.0}``)."""
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+
+DEFAULT_HOOKS = TrainingHooks()

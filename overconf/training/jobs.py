@@ -1,0 +1,139 @@
+"""Trained classifiers, cached by the content of everything that determines them.
+
+A classifier's key hashes its training images and labels, normalization, architecture and
+parameters, recipe and seed; of the recipe, the fields it had when keys were introduced and any
+later field set to a non-default value (:data:`RECIPE_KEY_FIELDS`), so adding a recipe field with
+a default keeps every cached model valid. Re-running a study loads every model that exists; changing one
+setting retrains only the models it touches. During training a resumable state is saved at
+most every ``checkpoint_every`` seconds, so a killed run continues where it stopped. Runs
+sharing a cache train a model once: the second waits on the key's file lock and loads it. A
+model with non-finite weights is never stored (:func:`overconf.training.step.check_finite`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..cache import Cache, content_key, set_values, tensor_digest
+from ..config import Recipe
+from ..device import to_cpu
+from ..models import Classifier, build_model
+from ..seeding import isolated_rng
+from .hooks import DEFAULT_HOOKS, TrainingHooks
+from .loop import TrainState, train_classifier
+from .step import check_finite
+
+log = logging.getLogger(__name__)
+TRAIN_VERSION = 1
+RECIPE_KEY_FIELDS = ("epochs", "optimizer", "lr", "momentum", "batch_size", "weight_decay", "label_smoothing",
+                     "dropout")
+"""The :class:`~overconf.config.Recipe` fields of TRAIN_VERSION 1: they always enter a model's key
+(as when the key held the whole recipe, so those keys are unchanged); a field added since enters
+only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
+
+
+@dataclass
+class ClassifierJob:
+    """What determines a trained classifier."""
+
+    arch: str
+    recipe: Recipe
+    seed: int
+    images: torch.Tensor
+    """uint8 training images [N, C, H, W]"""
+    labels: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    num_classes: int
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = "model"
+    """display name only (not part of the key)"""
+    hooks: TrainingHooks | None = None
+    """training hooks of a training-time defense (:mod:`overconf.training.hooks`); None: plain
+    training. Keyed by ``hooks.describe()`` when set (a job without hooks keeps its key)."""
+
+    @property
+    def key(self) -> str:
+        what = {
+            "kind": "classifier", "version": TRAIN_VERSION, "arch": self.arch, "params": self.params,
+            "recipe": set_values(self.recipe, RECIPE_KEY_FIELDS), "seed": self.seed,
+            "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
+            "mean": self.mean, "std": self.std, "num_classes": self.num_classes,
+        }
+        if self.hooks is not None:
+            what["hooks"] = self.hooks.describe()
+        return content_key(what)
+
+    def build(self) -> Classifier:
+        c, h, _ = self.images.shape[1:]
+        with isolated_rng(self.seed):
+            return build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
+                               dropout=self.recipe.dropout, **self.params)
+
+    def inputs(self) -> torch.Tensor:
+        return (self.images.float() / 255 - self.mean) / self.std
+
+
+@dataclass
+class TrainedClassifier:
+    key: str
+    model: Classifier
+    history: list[dict]
+    job: ClassifierJob
+
+
+def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, progress: bool = True,
+                  checkpoint_every: float = 60.0) -> TrainedClassifier:
+    key = job.key
+    model = job.build()
+    found = _finite_or_none(cache.load("models", key), cache, key, job.name)
+    if found is None:
+        with cache.lock("models", key, job.name):  # another run may be training it: wait, then reuse
+            found = cache.load("models", key)
+            if found is None:
+                return _train_and_store(job, model, cache, device, progress, checkpoint_every)
+    cache.hits += 1
+    model.load_state_dict(found["state_dict"])
+    return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+
+
+def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
+    """A stored model with non-finite weights (cached by an overconf without the check) is
+    discarded and retrained rather than used."""
+    if found is not None and not all(bool(torch.isfinite(v).all()) for v in found["state_dict"].values()
+                                     if v.is_floating_point()):
+        log.warning("cached model of %s has non-finite weights; discarding it and training again", name)
+        cache.discard("models", key)
+        return None
+    return found
+
+
+def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device: torch.device, progress: bool,
+                     checkpoint_every: float) -> TrainedClassifier:
+    key = job.key
+    cache.misses += 1
+    resume = cache.load("partial", key)
+    resume_state = TrainState(**resume) if resume is not None else None
+    if resume_state is not None:
+        log.info("resuming %s from epoch %d", job.name, resume_state.epoch)
+    save_partial = cache.partial_saver(key, checkpoint_every)
+
+    def on_epoch(state: TrainState) -> None:
+        if state.epoch < job.recipe.epochs:
+            save_partial(lambda: dataclasses.asdict(state) | {"model": to_cpu(state.model),
+                                                              "optimizer": to_cpu(state.optimizer)})
+
+    history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
+                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
+                               hooks=job.hooks or DEFAULT_HOOKS)
+    state_dict = to_cpu(model.state_dict())
+    check_finite(state_dict, job.name, job.recipe)
+    cache.save("models", key, {"state_dict": state_dict, "history": history,
+                               "arch": job.arch, "params": job.params,
+                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
+    cache.discard("partial", key)
+    return TrainedClassifier(key, model.eval(), history, job)

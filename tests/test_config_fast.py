@@ -1,0 +1,125 @@
+"""Configs are validated before torch is imported: errors within a second."""
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from overconf.config import config_from_dict, load_config, parse_config
+from overconf.errors import ConfigError
+from overconf.yamlio import load_yaml
+
+ROOT = Path(__file__).parents[1]
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_config_module_and_parsing_do_not_import_torch():
+    code = """
+import sys
+import overconf, overconf.config, overconf.cli, overconf.errors, overconf.sweeps, overconf.gan.config
+assert 'torch' not in sys.modules, 'import'
+from overconf.config import load_config
+from overconf.errors import ConfigError
+load_config('experiments/fashion_mnist.yaml', ['recipe.lr=3e-4'], components=False)
+for bad in (['recipe.lrr=1'], ['recipe.lr=abc'], ['attacks=[max_scor]'], ['models=[resnet19]']):
+    try:
+        load_config('experiments/fashion_mnist.yaml', bad, components=False)
+        raise SystemExit('no error for %s' % bad)
+    except ConfigError:
+        pass
+assert 'torch' not in sys.modules, 'parse'
+print('ok')
+"""
+    r = _python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_cli_config_error_does_not_import_torch():
+    """`overconf run` with a bad key fails before torch is imported (what made errors take 7-13 s)."""
+    code = """
+import sys
+import overconf.cli
+real_import = __builtins__.__import__
+def guard(name, *a, **k):
+    if name == 'torch' or name.startswith('torch.'):
+        raise SystemExit('torch imported')
+    return real_import(name, *a, **k)
+__builtins__.__import__ = guard
+for bad in ('recipe.lrr=1', 'recipe.lr=abc', 'attacks=[max_scor]'):
+    assert overconf.cli.main(['run', 'experiments/fashion_mnist.yaml', '--set', bad]) == 2
+    assert overconf.cli.main(['sample', 'experiments/fashion_mnist.yaml', '--out', 'x', '--set', bad]) == 2
+print('ok')
+"""
+    r = _python(code)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+    assert "unknown config key 'recipe.lrr'" in r.stderr and "unknown attack 'max_scor'" in r.stderr
+
+
+def test_names_table_matches_the_registries():
+    from overconf.names import NAMES
+    from overconf.registries import ALL
+
+    registries = {r.family: r for r in ALL.values()}
+    for family, names in NAMES.items():
+        assert sorted(names) == registries[family].names(), (
+            f"overconf/names.py NAMES['{family}'] is out of date; registered: {registries[family].names()}")
+    config_visible = {"dataset", "source", "architecture", "attack", "calibration", "gan"}
+    assert set(NAMES) == config_visible
+
+
+@pytest.mark.parametrize("family,where,name", [
+    ("dataset", ("data", "dataset"), "cifar11"), ("source", ("sources",), ["tset"]),
+    ("attack", ("attacks",), ["max_scor"]), ("architecture", ("models",), ["resnet19"]),
+    ("calibration", ("settings",), {"x": {"calibration": "platt"}}), ("gan", ("gan", "arch"), "stylegan"),
+])
+def test_fast_name_errors_match_the_registry_errors(tiny_raw, family, where, name):
+    node = tiny_raw
+    for p in where[:-1]:
+        node = node.setdefault(p, {})
+    node[where[-1]] = name
+    with pytest.raises(ConfigError) as fast:
+        parse_config(copy.deepcopy(tiny_raw))
+    assert f"unknown {family} " in str(fast.value) and "allowed:" in str(fast.value)
+
+
+def _readme_yaml_blocks() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def test_every_readme_yaml_snippet_validates():
+    """A full study validates as it stands; a fragment (gan:, reference:, sweeps:, ...) is merged into
+    the default study and validated with it."""
+    blocks = _readme_yaml_blocks()
+    assert len(blocks) >= 4
+    base = load_yaml((ROOT / "experiments" / "fashion_mnist.yaml").read_text(), "fashion_mnist.yaml")
+    for block in blocks:
+        snippet = load_yaml(block, "README snippet")
+        assert isinstance(snippet, dict), block
+        raw = snippet if {"sources", "attacks"} <= set(snippet) else _merge(base, snippet)
+        config_from_dict(raw)
+
+
+def test_readme_table_snippets_are_numbers():
+    """The calibration table's `recipe: {weight_decay: 3e-4}` and LLLA `prior_range: [1e-4, 1e4]`."""
+    text = (ROOT / "README.md").read_text()
+    assert "`recipe: {weight_decay: 3e-4}`" in text and "prior_range: [1e-4, 1e4]" in text
+    cfg = load_config(ROOT / "experiments" / "fashion_mnist.yaml", [
+        "settings={base: {}, l2: {recipe: {weight_decay: 3e-4}}, "
+        "llla: {calibration: {name: llla, prior_range: [1e-4, 1e4]}}}"])
+    assert cfg.settings[1].recipe == {"weight_decay": 3e-4}
+    assert cfg.settings[2].calibration.params["prior_range"] == [1e-4, 1e4]
