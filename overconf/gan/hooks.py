@@ -24,7 +24,8 @@ def source_prefix(conditional: bool) -> str:
 
 def unstreamable(attacks) -> dict[str, str]:
     """Attacks that need extra signals per input (``Attack.requires``) -> why they cannot score fresh fakes."""
-    return {a.label: f"needs extra signals ({', '.join(a.requires)})" for a in attacks if a.requires}
+    return {a.label: f"needs extra signals ({', '.join(getattr(r, 'key', r) for r in a.requires)})"
+            for a in attacks if a.requires}
 
 
 @CELL_HOOKS.register("gan")

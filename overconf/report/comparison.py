@@ -52,6 +52,9 @@ class Entry:
     mean_ood_fpr, fake_fpr, mmc:<set>, fpr:<source>, wasserstein:<source>"""
     samples: dict[str, Any]
     """pooled over seeds: max_score {members | source: tensor}, test_probs, test_labels"""
+    per_seed: dict[str, dict[int, float]] = field(default_factory=dict)
+    """seed -> value of auroc, mean_ood_fpr, fake_fpr and fpr:<source> (what verdicts test); empty:
+    ``values`` is one run's"""
 
     @property
     def setting(self) -> str:
@@ -111,6 +114,22 @@ def _pooled_samples(per_sample: dict, model: str, setting: str) -> dict[str, Any
     return {"max_score": max_score, "test_probs": probs, "test_labels": labels}
 
 
+def _per_seed(rows: list[dict], model: str, setting: str, attack: str, sources: list[str],
+              ref: str | None) -> dict[str, dict[int, float]]:
+    """Per-seed values of the metrics the verdicts test (intervals over seeds)."""
+    out: dict[str, dict[int, float]] = {}
+    for seed in sorted({r["seed"] for r in rows if (r["model"], r["setting"]) == (model, setting)}):
+        t = Table(r for r in rows if (r["model"], r["setting"], r["seed"]) == (model, setting, seed))
+        fpr = {s: _mean(t.get(model, setting, attack, s, "fpr")) for s in sources}
+        values = {"auroc": _mean(t.get(model, setting, attack, ref, "auroc")),
+                  "mean_ood_fpr": _mean([f for s, f in fpr.items() if source_group(s) == "ood"]),
+                  "fake_fpr": _mean([f for s, f in fpr.items() if source_group(s) == "fake"])}
+        values |= {f"fpr:{s}": f for s, f in fpr.items()}
+        for k, v in values.items():
+            out.setdefault(k, {})[seed] = v
+    return out
+
+
 def run_entries(run: RunData, attack: str) -> tuple[list[Entry], list[str]]:
     t = Table(run.rows)
     infos = setting_infos(run.config)
@@ -136,7 +155,8 @@ def run_entries(run: RunData, attack: str) -> tuple[list[Entry], list[str]]:
             values |= {f"wasserstein:{s}": float(wasserstein_distance(ms["members"].numpy(), ms[s].numpy()))
                        if "members" in ms and s in ms and len(ms[s]) else float("nan") for s in sources}
             info = infos.get(setting, SettingInfo(setting))
-            entries.append(Entry(run.name, model, info, values, samples))
+            entries.append(Entry(run.name, model, info, values, samples,
+                                 _per_seed(run.rows, model, setting, attack, sources, ref)))
     return entries, sources
 
 

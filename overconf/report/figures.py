@@ -16,15 +16,71 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-")
 
 
+REFERENCE_ATTACKS = ("max_score", "entropy", "salem_top3")
+"""the reference study's three attacks (Hintersdorf et al. 2022), drawn first"""
+FAMILIES = (  # (family, label prefixes), in drawing order after the reference study's attacks
+    ("threshold", ("max_score", "entropy", "loss", "true_class", "modified_entropy", "scaled_logit")),
+    ("ML-Leaks", ("salem",)),
+    ("label-only", ("gap", "label_only")),
+    ("white-box", ("adversarial", "local_variation")),
+    ("reference models", ("lira", "rmia", "shokri")),
+)
+FAMILY_COLORS = {"reference study": "Blues", "threshold": "Oranges", "ML-Leaks": "Greens", "label-only": "Purples",
+                 "white-box": "Reds", "reference models": "Greys", "other": "pink"}
+
+
+def attack_family(label: str) -> str:
+    """The family of an attack label: 'reference study' (max_score, entropy, salem / salem_top3),
+    then by prefix 'threshold', 'ML-Leaks', 'label-only', 'white-box', 'reference models', else 'other'."""
+    if label in REFERENCE_ATTACKS or label == "salem":
+        return "reference study"
+    for family, prefixes in FAMILIES:
+        if label.startswith(prefixes):
+            return family
+    return "other"
+
+
+def group_attacks(attacks: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Attacks ordered for the FPR bars and their groups: the reference study's three first
+    (max_score, entropy, salem), then threshold attacks, ML-Leaks, label-only, white-box and
+    reference-model attacks, then any other; the given order within a group."""
+    ref_rank = {a: i for i, a in enumerate(REFERENCE_ATTACKS + ("salem",))}
+    names = ["reference study"] + [f for f, _ in FAMILIES] + ["other"]
+    groups: dict[str, list[str]] = {n: [] for n in names}
+    for a in dict.fromkeys(attacks):
+        groups[attack_family(a)].append(a)
+    groups["reference study"].sort(key=ref_rank.__getitem__)
+    out = [(n, g) for n, g in groups.items() if g]
+    return [a for _, g in out for a in g], out
+
+
+GROUP_GAP = 1.0
+"""empty bar slots between two attack families"""
+
+
 def fpr_bars(ax, table: Table, model: str, setting: str, attacks: list[str], sources: list[str]) -> None:
-    """Grouped bars: one group per source, one bar per attack, with the bootstrap FPR interval;
-    the first group is the TPR on target members."""
-    groups = ["members (TPR)"] + sources
-    width = 0.8 / max(1, len(attacks))
-    x = np.arange(len(groups))
-    for i, a in enumerate(attacks):
+    """One cluster per source, one bar per attack with the bootstrap FPR interval; the first
+    cluster is the TPR on target members. Within a cluster the attacks are grouped by family
+    (``group_attacks``) with a gap between families, one colour scale per family; the legend,
+    by family, sits outside the axes on the right."""
+    order, groups = group_attacks(attacks)
+    clusters = ["members (TPR)"] + sources
+    offsets, colors, pos = {}, {}, 0.0
+    for gi, (family, members) in enumerate(groups):
+        cmap = plt.get_cmap(FAMILY_COLORS[family])
+        for j, a in enumerate(members):
+            offsets[a] = pos
+            colors[a] = cmap(0.85 - 0.5 * j / max(1, len(members) - 1)) if len(members) > 1 else cmap(0.7)
+            pos += 1.0
+        pos += GROUP_GAP if gi < len(groups) - 1 else 0.0
+    span = pos  # slots used by one cluster
+    step = span + 2.0  # clusters are separated by two empty slots
+    unit = 1.0 / step
+    centers = np.arange(len(clusters))
+    ref = "test" if "test" in sources else sources[0]
+    handles = {}
+    for a in order:
         vals, lo, hi = [], [], []
-        ref = "test" if "test" in sources else sources[0]
         tpr = table.get(model, setting, a, ref, "tpr")
         vals.append(np.mean(tpr) if tpr else np.nan)
         lo.append(0.0)
@@ -35,12 +91,42 @@ def fpr_bars(ax, table: Table, model: str, setting: str, attacks: list[str], sou
             vals.append(m)
             lo.append(max(0.0, m - np.mean(table.get(model, setting, a, s, "fpr_ci_low") or [m])))
             hi.append(max(0.0, np.mean(table.get(model, setting, a, s, "fpr_ci_high") or [m]) - m))
-        ax.bar(x + (i - (len(attacks) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=2, label=a)
-    ax.set_xticks(x, groups, rotation=30, ha="right")
+        x = centers + (offsets[a] + 0.5 - span / 2) * unit
+        handles[a] = ax.bar(x, vals, unit, yerr=[lo, hi], capsize=1, color=colors[a], label=a,
+                            error_kw={"elinewidth": 0.6, "ecolor": "0.25"})
+    for c in centers[1:]:
+        ax.axvline(c - 0.5, color="0.85", lw=0.6, zorder=0)
+    ax.set_xticks(centers, clusters, rotation=30, ha="right")
+    ax.set_xlim(-0.5, len(clusters) - 0.5)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("rate flagged as member")
     ax.set_title(f"{model} / {setting}")
-    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    blank = Patch(visible=False)
+    legend_handles, legend_labels, headers = [], [], []
+    for family, members in groups:
+        headers.append(len(legend_labels))
+        legend_handles.append(blank)
+        legend_labels.append(family)
+        legend_handles += [handles[a] for a in members]
+        legend_labels += members
+    legend = ax.legend(legend_handles, legend_labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                       borderaxespad=0.0, frameon=False)
+    for i in headers:
+        legend.get_texts()[i].set_fontweight("bold")
+
+
+def fpr_bars_figure(table: Table, model: str, setting: str, attacks: list[str], sources: list[str]):
+    """The FPR bar figure of one (model, setting), sized by the number of bars."""
+    order, groups = group_attacks(attacks)
+    slots = len(order) + GROUP_GAP * (len(groups) - 1) + 2.0
+    width = max(6.0, 1.0 + 0.075 * slots * (len(sources) + 1)) + 2.6
+    height = max(4.4, 0.8 + 0.17 * (len(order) + len(groups)))  # room for the one-column legend
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    fpr_bars(ax, table, model, setting, attacks, sources)
+    return fig
 
 
 def max_score_histograms(fig, cell) -> None:
@@ -134,10 +220,7 @@ def study_figures(result, folder: Path, cache=None) -> list[Path]:
         for model in ordered(rows, "model"):
             for setting in ordered(rows, "setting"):
                 def draw(model=model, setting=setting):
-                    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * (len(sources) + 1), 4))
-                    fpr_bars(ax, table, model, setting, attacks, sources)
-                    fig.tight_layout()
-                    return fig
+                    return fpr_bars_figure(table, model, setting, attacks, sources)
 
                 shown = [r for r in rows if r["model"] == model and r["setting"] == setting]
                 path = folder / f"fpr_bars_{slug(model)}_{slug(setting)}.png"
