@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from overconf.config import parse_config
 from overconf.report.comparison import Comparison, Entry, RunData, SettingInfo, run_entries
 from overconf.report.verdicts import (FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, decide, t_interval, verdicts,
                                       verdicts_markdown)
@@ -99,7 +100,7 @@ def test_run_entries_keep_per_seed_values():
                                    ("test", "auroc", auroc), ("fake", "fpr", 0.9)):
             rows.append({"model": "m", "seed": seed, "setting": "baseline", "attack": "max_score", "source": src,
                          "metric": metric, "value": value})
-    run = RunData(Path("run"), {"settings": {"baseline": {}}}, rows, {})
+    run = RunData(Path("run"), parse_config({"settings": {"baseline": {}}}), rows, {})
     (e,), sources = run_entries(run, "max_score")
     assert e.per_seed["fpr:scaled"] == {0: 0.1, 1: 0.2}
     assert e.per_seed["mean_ood_fpr"] == pytest.approx({0: 0.2, 1: 0.35})
