@@ -69,7 +69,7 @@ def test_verdicts_per_architecture_from_intervals_over_seeds():
     assert got["temperature_scaled"].per_model == {"resnet": INCONCLUSIVE, "cnn": HOLDS}
     text = got["llla_scaled"].evidence[0][2]
     lo, hi = stats.t.interval(0.95, 2, loc=np.mean([0.0, 0.01, 0.004]), scale=stats.sem([0.0, 0.01, 0.004]))
-    assert f"95% CI [{lo:.3f}, {hi:.3f}] over 3 seeds" in text
+    assert f"95% CI [{max(lo, 0.0):.3f}, {hi:.3f}] over 3 seeds" in text  # a rate: cut to [0, 1]
     md = verdicts_markdown(c)
     assert "LLLA drives scaled-input FPR to near 0 (<= 0.05): resnet: holds; cnn: does not hold" in md
     assert "Student-t interval" in md and "resnet / t10: FPR scaled baseline 1.000 -> " in md
@@ -117,3 +117,12 @@ def test_not_tested_is_kept():
 def test_tiny_intervals_are_not_rounded_to_zero():
     text = t_interval([-1e-5, -2e-5, -1.5e-5]).text(signed=True)
     assert text.startswith("-1.50e-05, 95% CI [-2.74e-05, -2.58e-06]"), text
+
+
+def test_rate_intervals_are_cut_to_the_unit_range():
+    values = [0.99, 1.0, 0.5]  # mean 0.83, Student-t half-width > 0.17
+    raw, cut = t_interval(values), t_interval(values, limits=(0.0, 1.0))
+    assert raw.high > 1.0 and cut.high == 1.0
+    assert cut.low == pytest.approx(raw.low) and cut.mean == pytest.approx(raw.mean)
+    for bound, side in ((0.05, "below"), (0.5, "above"), (0.9, "above")):
+        assert decide(raw, bound, side) == decide(cut, bound, side)

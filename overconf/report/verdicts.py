@@ -54,8 +54,10 @@ class Interval:
                 f"over {self.n} seeds")
 
 
-def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
-    """mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n) (s: sample standard deviation); NaNs dropped."""
+def t_interval(values, confidence: float = CONFIDENCE, limits: tuple[float, float] | None = None) -> Interval:
+    """mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n) (s: sample standard deviation); NaNs dropped.
+    ``limits``: the range the mean must lie in (a rate: (0, 1)); the interval is cut to it, which
+    keeps its coverage and cannot change a verdict against a bound inside the range."""
     vals = [float(v) for v in values if not math.isnan(v)]
     n = len(vals)
     if n == 0:
@@ -65,7 +67,10 @@ def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
         return Interval(mean, float("nan"), float("nan"), 1)
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
     half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    low, high = mean - half, mean + half
+    if limits is not None:
+        low, high = max(low, limits[0]), min(high, limits[1])
+    return Interval(mean, low, high, n)
 
 
 def decide(iv: Interval, bound: float, side: str, strict: bool = False) -> str:
@@ -202,7 +207,7 @@ def _scaled_fpr(v: Verdict, c: Comparison, candidates: list[Entry], bound: float
     key = f"fpr:{scaled}"
     for e in candidates:
         b = c.baseline_for(e)
-        iv = t_interval(seed_values(e, key).values())
+        iv = t_interval(seed_values(e, key).values(), limits=(0.0, 1.0))  # a rate
         base = f"baseline {_n(b.values[key])} -> " if b is not None else ""
         numbers = _n(e.values[key]) if iv.n < 2 else iv.text()
         v.evidence.append((_label(c, e), decide(iv, bound, side), f"FPR {scaled} {base}{numbers}", e.model))
