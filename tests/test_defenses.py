@@ -205,3 +205,29 @@ def test_logit_reweighting_keeps_the_label_by_swapping_unless_told_not_to():
     assert kept.argmax(1).item() == 1
     assert torch.allclose(kept.sort(1).values, raw.sort(1).values)  # the same values, two swapped
     assert d.describe()["label_swapped_fraction"] == 1.0
+
+
+def test_defense_config_errors_and_round_trip(tiny_raw):
+    from overconf.config import parse_config
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["settings"] = {"x": {"defense": "memgaurd"}}
+    with pytest.raises(ConfigError, match=r"unknown defense 'memgaurd'.*allowed: .*memguard"):
+        parse_config(copy.deepcopy(raw))
+    raw["settings"] = {"x": {"defense": {"name": "top_k", "k": 0}}}
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        config_from_dict(copy.deepcopy(raw))
+    raw["settings"] = {"x": {"defense": "memguard"}}
+    raw["data"]["splits"]["calibration"] = 0
+    with pytest.raises(ConfigError, match="data.splits.calibration > 0"):
+        config_from_dict(copy.deepcopy(raw))
+    raw["data"]["splits"]["calibration"] = 200
+    raw["settings"] = {"base": {}, "x": {"defense": {"name": "memguard", "budget": 0.3}, "attacker": "unaware"}}
+    cfg = config_from_dict(copy.deepcopy(raw))
+    d = cfg.to_dict()
+    assert "defense" not in d["settings"]["base"]  # existing configs resolve as before
+    assert d["settings"]["x"]["defense"] == {"name": "memguard", "budget": 0.3}
+    again = config_from_dict(d)
+    assert again.settings[1].defense == Component("memguard", {"budget": 0.3})
+    assert again.settings[1].attacker == "unaware"
