@@ -6,6 +6,7 @@ Runner layer: it imports every family (attacks, sources incl. GAN sources, refer
 from .attacks import ATTACKS
 from .calibrations import CALIBRATIONS
 from .data.datasets import DATASETS
+from .defenses import DEFENSES
 from .data.sources import SOURCES
 from .gan.models import GANS
 from .models import MODELS
@@ -16,7 +17,7 @@ from .gan import hooks as _gan_hooks  # noqa: F401  (registers the post-cell hoo
 from .hooks import CELL_HOOKS
 
 ALL = {"datasets": DATASETS, "sources": SOURCES, "architectures": MODELS, "attacks": ATTACKS,
-       "calibrations": CALIBRATIONS, "signals": SIGNALS, "gans": GANS}
+       "calibrations": CALIBRATIONS, "defenses": DEFENSES, "signals": SIGNALS, "gans": GANS}
 """the config-visible families (overconf.names mirrors their names); post-cell hooks: CELL_HOOKS"""
 
-__all__ = ["CELL_HOOKS", "ATTACKS", "CALIBRATIONS", "DATASETS", "SOURCES", "MODELS", "SIGNALS", "GANS", "ALL"]
+__all__ = ["CELL_HOOKS", "ATTACKS", "CALIBRATIONS", "DEFENSES", "DATASETS", "SOURCES", "MODELS", "SIGNALS", "GANS", "ALL"]

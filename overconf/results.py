@@ -11,7 +11,9 @@ without config.yaml:
 - ``calibration`` and ``calibration.<param>``: the post-hoc calibration and its configured
   parameters (``calibration.T`` = 10 or ``fit``; fitted values are the ``calibration_*`` rows);
   ``shadow_calibration`` where some setting gives the shadow its own;
-- ``attacker``: ``same`` or ``uncalibrated`` (see :class:`overconf.config.Setting`);
+- ``defense`` and ``defense.<param>``: the release-time defense and its parameters, only in studies
+  where some setting has one (``none`` on the others; fitted values are rows with source ``defense``);
+- ``attacker``: ``same``, ``aware``, ``unaware`` or ``uncalibrated`` (see :class:`overconf.config.Setting`);
 - ``sweep``, ``sweep_value``: the sweep a setting belongs to (empty where none).
 
 Every row of a study carries the same columns (``None`` where a parameter does not apply), so the
@@ -51,6 +53,7 @@ def varied_recipe_keys(cfg: StudyConfig) -> list[str]:
 
 
 def _columns(cfg: StudyConfig, model: ModelSpec, setting: Setting) -> dict[str, Any]:
+    defended = any(s.defense.name != "none" for s in cfg.settings)
     cols: dict[str, Any] = {"arch": model.arch}
     cols |= {f"arch.{k}": v for k, v in model.params.items()}
     recipe = cfg.recipe_for(model, setting)
@@ -60,6 +63,9 @@ def _columns(cfg: StudyConfig, model: ModelSpec, setting: Setting) -> dict[str, 
     if setting.shadow_calibration is not None:
         cols["shadow_calibration"] = setting.shadow_calibration.name
         cols |= {f"shadow_calibration.{k}": v for k, v in setting.shadow_calibration.params.items()}
+    if defended or setting.defense.name != "none":  # columns of existing (undefended) studies unchanged
+        cols["defense"] = setting.defense.name
+        cols |= {f"defense.{k}": v for k, v in setting.defense.params.items()}
     cols["attacker"] = setting.attacker
     cols["sweep"] = setting.sweep
     cols["sweep_value"] = setting.sweep_value

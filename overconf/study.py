@@ -29,6 +29,7 @@ from .config import Component, ModelSpec, Setting, StudyConfig, source_label
 from .contexts import SeedContext
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
 from .data.sources import image_digests, without_members
+from .defenses.release import defend, defense_info
 from .device import resolve_device
 from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from .errors import ConfigError
@@ -214,6 +215,9 @@ class Study:
         cal_t = self.calibration(setting.calibration, trained["target"], out["target"], seed, "target")
         cal_s = self.calibration(shadow_setting.shadow_calibration or shadow_setting.calibration,
                                  trained["shadow"], out["shadow"], seed, "shadow")
+        # the release-time defense after the calibration (overconf.defenses.release); unaware: not the shadow's
+        cal_t, cal_s = (defend(cal, s.defense, out[r]["train"], out[r]["calibration"], derive_seed(seed, "defense", r))
+                        for cal, s, r in ((cal_t, setting, "target"), (cal_s, shadow_setting, "shadow")))
 
         n_eval, n_fit = cfg.data.eval_size, cfg.data.fit_size
         parts = {  # (role, part) -> (outputs, model inputs, pool, pool indices)
@@ -240,6 +244,7 @@ class Study:
         for attack in self.attacks:
             rows += attack_rows(cell, attack, signals[("shadow", "members")], signals[("shadow", "nonmembers")],
                                 cfg.metrics)
+        rows += [row(cell, NO_ATTACK, "defense", k, v) for k, v in defense_info(cal_t, cal_s).items()]
         rows += self.hook_rows(cell)
         columns = setting_columns(cfg, cell.model, cell.setting)  # self-describing rows (overconf.results)
         return cell, [r | columns for r in rows]
@@ -262,9 +267,8 @@ class Study:
 
     @staticmethod
     def shadow_setting(setting: Setting) -> Setting:
-        """What the attacker's shadow gets: the setting itself, or with ``attacker: uncalibrated``
-        the study recipe without overrides and no calibration (the attacker ignores the defense)."""
-        return setting if setting.attacker == "same" else Setting(setting.name)
+        """What the attacker's shadow gets (:meth:`overconf.config.Setting.for_shadow`)."""
+        return setting.for_shadow()
 
     def _part(self, outs: Outputs, split: str, n: int):
         images, _ = self.splits.images(self.dataset, split)

@@ -55,6 +55,13 @@ def validate_components(cfg: StudyConfig) -> None:
                 _check(not (getattr(calibration, "uses_calibration_split", False) and cfg.data.splits.calibration <= 0),
                        f"settings.{s.name}.{key} ({c.name}) is tuned on the held-out calibration split, but "
                        f"data.splits.calibration = 0; set data.splits.calibration > 0 (e.g. 2500)")
+        c = s.defense
+        factory = R.DEFENSES.get(c.name, where=f"settings.{s.name}.defense")
+        check_params(factory, c.params, f"settings.{s.name}.defense({c.name})")
+        defense = factory(**c.params)  # value errors surface now, before any training
+        _check(not (defense.uses_calibration_split and cfg.data.splits.calibration <= 0),
+               f"settings.{s.name}.defense ({c.name}) is fitted on the held-out calibration split, but "
+               f"data.splits.calibration = 0; set data.splits.calibration > 0 (e.g. 2500)")
     ref = cfg.reference
     if ref.arch is not None:
         check_params(R.MODELS.get(ref.arch, where="reference.arch"), ref.params, "reference.params",

@@ -121,6 +121,7 @@ def _validate_values(cfg: StudyConfig) -> None:
             c = getattr(s, key)
             if c is not None:
                 check_name("calibration", c.name, f"settings.{s.name}.{key}")
+        check_name("defense", s.defense.name, f"settings.{s.name}.defense")
     ref = cfg.reference
     if ref.arch is not None:
         check_name("architecture", ref.arch, "reference.arch")

@@ -142,10 +142,15 @@ class Setting:
     """post-hoc calibration of the model's outputs (temperature, llla, ...)"""
     shadow_calibration: Component | None = None
     """calibration the attacker's shadow gets; None = the same as the target's"""
+    defense: Component = field(default_factory=lambda: Component("none"))
+    """release-time defense (overconf.defenses: logit_reweighting, memguard, top_k, rounding,
+    label_only) applied after the calibration to every released output; retrains nothing"""
     attacker: str = "same"
-    """'same': the shadow gets this setting's recipe and calibration too; 'uncalibrated': the
-    shadow is trained with the study recipe (no overrides) and left uncalibrated, while the
-    target gets the setting (the attacker does not know the defense)"""
+    """'same' (= 'aware' for defenses): the shadow gets this setting's recipe, calibration and
+    defense too (the adaptive attacker); 'aware': the same; 'unaware': the shadow gets the recipe
+    and calibration but its outputs are released without the defense; 'uncalibrated': the
+    shadow is trained with the study recipe (no overrides), left uncalibrated and undefended,
+    while the target gets the setting (the attacker does not know the defense)"""
     sweep: str | None = None
     """name of the sweep this setting belongs to (links its points in comparison figures)"""
     sweep_value: Any = None
@@ -158,8 +163,16 @@ class Setting:
                f"settings.{self.name}: 'attacker: uncalibrated' already fixes the shadow's calibration "
                f"(none); remove 'shadow_calibration' or use 'attacker: same'")
 
+    def for_shadow(self) -> "Setting":
+        """What the attacker's shadow gets: the setting itself (``same`` / ``aware``), the setting
+        without its release-time defense (``unaware``), or with ``attacker: uncalibrated`` the study
+        recipe without overrides, no calibration and no defense (the attacker ignores the defense)."""
+        if self.attacker == "unaware":
+            return dataclasses.replace(self, defense=Component("none"))
+        return self if self.attacker in ("same", "aware") else Setting(self.name)
 
-ATTACKERS = ("same", "uncalibrated")
+
+ATTACKERS = ("same", "uncalibrated", "aware", "unaware")
 
 
 def parse_settings(value: Any) -> list[Setting]:
@@ -280,6 +293,7 @@ class StudyConfig:
                 "recipe": s.recipe,
                 "calibration": _component_dict(s.calibration),
                 **({"shadow_calibration": _component_dict(s.shadow_calibration)} if s.shadow_calibration else {}),
+                **({"defense": _component_dict(s.defense)} if s.defense.name != "none" else {}),
                 **({"attacker": s.attacker} if s.attacker != "same" else {}),
                 **({"sweep": s.sweep, "sweep_value": s.sweep_value} if s.sweep is not None else {}),
             }

@@ -111,12 +111,15 @@ class SettingInfo:
     attacker: str = "same"
     sweep: str | None = None
     sweep_value: Any = None
+    defense: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
 
     @property
     def kind(self) -> str:
         """baseline | label_smoothing | weight_decay | dropout | temperature | llla |
-        attacker_uncalibrated | other (a 'pure' setting changes one thing only)."""
+        attacker_uncalibrated | defense | other (a 'pure' setting changes one thing only)."""
         cal = self.calibration.get("name", "none")
+        if self.defense.get("name", "none") != "none":
+            return "defense" if not self.recipe and cal == "none" and self.attacker in ("same", "aware") else "other"
         if self.attacker != "same":
             return "attacker_uncalibrated"
         if not self.recipe:
@@ -132,6 +135,9 @@ class SettingInfo:
         cal = self.calibration
         if cal.get("name", "none") != "none":
             parts.append(cal["name"] + "(" + ", ".join(f"{k}={v}" for k, v in cal.items() if k != "name") + ")")
+        d = self.defense
+        if d.get("name", "none") != "none":
+            parts.append("defense " + d["name"] + "(" + ", ".join(f"{k}={v}" for k, v in d.items() if k != "name") + ")")
         if self.attacker != "same":
             parts.append(f"attacker {self.attacker}")
         return "; ".join(parts) or "no change"
@@ -140,5 +146,5 @@ class SettingInfo:
 def setting_infos(config: StudyConfig) -> dict[str, SettingInfo]:
     """Setting name -> what it changes, from the typed :class:`~overconf.config.Setting` objects."""
     return {s.name: SettingInfo(s.name, dict(s.recipe), {"name": s.calibration.name, **s.calibration.params},
-                                s.attacker, s.sweep, s.sweep_value)
+                                s.attacker, s.sweep, s.sweep_value, {"name": s.defense.name, **s.defense.params})
             for s in config.settings}

@@ -1,0 +1,67 @@
+"""The defense registry and the release-time defense protocol.
+
+A release-time defense is fitted once per (model, setting) from a :class:`DefenseContext` (the
+model's released log-probabilities on its own training split and on the held-out calibration
+split, never on evaluation non-members; a seed) and then maps every released output:
+``release(log_probs [N, K]) -> log_probs [N, K]`` (float64, batched, no per-query Python loop).
+The study applies it after the setting's calibration, before signals and attacks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..registry import Registry
+
+DEFENSES: Registry = Registry("defense")
+
+KINDS = ("release", "training")
+"""``release``: transforms released outputs (this module's protocol); ``training``: changes how the
+model is trained (TrainingHooks; enters the model's cache key)"""
+
+FLOOR = 1e-30
+"""probability floor of released vectors with zeros (top-k, rounding, label-only): log(FLOOR) ~ -69"""
+
+
+@dataclass(frozen=True)
+class DefenseContext:
+    train_log_probs: torch.Tensor
+    """float64 [N, K]: the (calibrated) model's released log-probabilities on its own training split"""
+    train_labels: torch.Tensor
+    calibration_log_probs: torch.Tensor
+    """float64 [M, K]: the same on the held-out calibration split (never evaluation non-members)"""
+    calibration_labels: torch.Tensor
+    seed: int
+
+
+class Defense:
+    name = "defense"
+    kind = "release"
+    """one of :data:`KINDS`"""
+    uses_calibration_split = False
+    """True when ``fit`` needs the held-out calibration split (it must then be non-empty)"""
+
+
+class ReleaseDefense(Defense):
+    kind = "release"
+
+    def fit(self, ctx: DefenseContext) -> "ReleaseDefense":
+        return self
+
+    def release(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """float64 [N, K] released log-probabilities for the released log-probabilities [N, K]."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Fitted parameters and statistics (rows with attack '-', source 'defense')."""
+        return {}
+
+
+def floor_log(p: torch.Tensor) -> torch.Tensor:
+    return p.clamp_min(FLOOR).log()
+
+
+def predicted(log_probs: torch.Tensor) -> torch.Tensor:
+    return log_probs.argmax(1)

@@ -1,0 +1,233 @@
+"""Release-time defenses (overconf.defenses): formulas on hand examples, MemGuard's guarantees,
+and a tiny study with defense settings next to the baseline (no retraining, unchanged accuracy)."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from overconf.config import Component, Setting
+from overconf.defenses import DEFENSES, DefenseContext
+from overconf.defenses.memguard import MemGuard
+from overconf.errors import ConfigError
+
+
+def _lp(p):
+    return torch.tensor(p, dtype=torch.float64).log()
+
+
+# ---------------------------------------------------------------- logit reweighting
+def test_logit_reweighting_matches_a_hand_computed_example():
+    # zero-mean logits (the representative the defense uses), two training points per class
+    train_z = np.array([[2., -1., -1.], [4., -2., -2.], [-1., 3., -2.], [-1., 1., 0.], [0., -1., 1.], [-2., -1., 3.]])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    d = DEFENSES["logit_reweighting"](w=0.1).fit(DefenseContext(
+        torch.log_softmax(torch.tensor(train_z), 1), labels, torch.empty(0, 3, dtype=torch.float64),
+        torch.empty(0, dtype=torch.long), 0))
+    c = np.array([[3., -1.5, -1.5], [-1., 2., -1.], [-1., -1., 2.]])  # class means by hand
+    assert np.allclose(d.centroids.numpy(), c)
+    z = np.array([[1., 0.5, -1.5], [-0.5, -1., 1.5]])
+    out = d.release(torch.log_softmax(torch.tensor(z), 1)).numpy()
+    for i, k in enumerate([0, 2]):  # predicted classes
+        cos = float(z[i] @ c[k] / (np.linalg.norm(z[i]) * np.linalg.norm(c[k])))
+        s = 0.1 * cos
+        zp = s * z[i] + (1 - s) * c[k]
+        expected = zp - math.log(np.exp(zp).sum())
+        assert np.allclose(out[i], expected), (out[i], expected)
+    assert (out.argmax(1) == z.argmax(1)).all()
+
+
+def test_logit_reweighting_rejects_a_bad_weight():
+    with pytest.raises(ConfigError, match="w must be"):
+        DEFENSES["logit_reweighting"](w=2)
+
+
+# ---------------------------------------------------------------- post-processing
+def test_top_k_zero_and_spread_on_a_hand_example():
+    lp = _lp([[0.1, 0.6, 0.3, 0.0 + 1e-9], [0.26, 0.24, 0.2, 0.3]])
+    p = DEFENSES["top_k"](k=2).release(lp).exp()
+    assert torch.allclose(p[0], torch.tensor([0, 0.6, 0.3, 0], dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(p[1], torch.tensor([0.26, 0, 0, 0.3], dtype=torch.float64), atol=1e-9)
+    q = DEFENSES["top_k"](k=1, rest="spread").release(lp).exp()
+    assert torch.allclose(q[0], torch.tensor([0.4 / 3, 0.6, 0.4 / 3, 0.4 / 3], dtype=torch.float64), atol=1e-9)
+    assert (q.argmax(1) == lp.argmax(1)).all()
+
+
+def test_rounding_on_a_hand_example_keeps_the_label_on_ties():
+    lp = _lp([[0.123, 0.456, 0.421], [0.52, 0.48, 0.0 + 1e-12]])
+    p = DEFENSES["rounding"](d=1).release(lp).exp()
+    assert torch.allclose(p[0], torch.tensor([0.1, 0.5, 0.4], dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(p[1], torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64), atol=1e-9)
+    assert (p.argmax(1) == lp.argmax(1)).all()  # the tie 0.5 / 0.5 keeps class 0
+    lp2 = _lp([[0.48, 0.52, 1e-12]])  # the tie with the predicted class second
+    assert DEFENSES["rounding"](d=1).release(lp2).argmax(1).item() == 1
+
+
+def test_label_only_is_the_one_hot_of_the_prediction():
+    lp = _lp([[0.2, 0.5, 0.3], [0.7, 0.1, 0.2]])
+    p = DEFENSES["label_only"]().release(lp).exp()
+    assert torch.allclose(p, torch.tensor([[0, 1, 0], [1, 0, 0]], dtype=torch.float64), atol=1e-12)
+
+
+# ---------------------------------------------------------------- MemGuard
+def _confidences(n: int, k: int, sharp: float, g: torch.Generator) -> torch.Tensor:
+    z = torch.randn(n, k, generator=g, dtype=torch.float64)
+    z[:, 0] += sharp * torch.rand(n, generator=g, dtype=torch.float64)
+    return torch.log_softmax(z, 1)
+
+
+@pytest.fixture(scope="module")
+def guard():
+    g = torch.Generator().manual_seed(0)
+    members, held_out = _confidences(400, 5, 6.0, g), _confidences(400, 5, 2.0, g)
+    queries = torch.cat([_confidences(200, 5, 6.0, g), _confidences(200, 5, 2.0, g)])
+    ctx = DefenseContext(members, torch.zeros(400, dtype=torch.long), held_out, torch.zeros(400, dtype=torch.long), 3)
+    return ctx, queries
+
+
+def test_memguard_keeps_labels_and_moves_the_defender_output_to_one_half(guard):
+    ctx, queries = guard
+    mg = MemGuard(budget=10.0, steps=300).fit(ctx)
+    before = mg.defender_scores(queries)
+    assert (before - 0.5).abs().mean() > 0.1  # the defender separates the two groups at all
+    s, noisy, released = mg.noisy(queries)
+    out = mg.release(queries)
+    assert (out.argmax(1) == queries.argmax(1)).all()
+    # budget 10 > any L1 distance (<= 2): every phase-I success is released, the rest unchanged
+    assert released.float().mean() > 0.5 and mg.stats["released_noisy"] == mg.stats["phase1_success"]
+    assert torch.equal(out[~released], queries[~released])
+    after = mg.defender_scores(out)
+    moved = released
+    assert (after[moved] - 0.5).abs().max() < 0.1  # one normalised step of 0.1 past 0.5 at most
+    assert (after[moved] - 0.5).abs().mean() < 0.05 < (before[moved] - 0.5).abs().mean()
+    # the decision crossed 0.5 for every released noisy vector
+    assert ((after[moved] >= 0.5) != (before[moved] >= 0.5)).all()
+
+
+def test_memguard_release_probability_and_budget(guard):
+    ctx, queries = guard
+    budget = 0.05
+    mg = MemGuard(budget=budget, steps=300).fit(ctx)
+    s, noisy, released = mg.noisy(queries)
+    l1 = (noisy - s).abs().sum(1)
+    ok = l1 > 0
+    assert ok.sum() > 100
+    prob = (budget / l1[ok]).clamp(max=1)
+    n = int(ok.sum())
+    # the release fraction follows p = min(budget / ||s' - s||_1, 1) (binomial 4-sigma band)
+    sd = math.sqrt(float((prob * (1 - prob)).sum())) / n
+    assert abs(released[ok].float().mean() - prob.mean()) < 4 * sd + 1e-9
+    # the expected L1 distortion of the release is at most the budget
+    assert float(torch.where(released, l1, torch.zeros_like(l1)).mean()) <= budget * 1.2
+    assert mg.stats["queries"] == len(queries)
+    # seeded: the same queries get the same release
+    assert torch.equal(mg.release(queries), mg.release(queries))
+    with pytest.raises(ConfigError, match="budget"):
+        MemGuard(budget=-1)
+
+
+# ---------------------------------------------------------------- attacker views
+def test_unaware_shadow_gets_no_defense_and_aware_the_same():
+    s = Setting("mg", defense=Component("memguard", {"budget": 0.1}), attacker="unaware")
+    assert s.for_shadow().defense.name == "none" and s.for_shadow().calibration == s.calibration
+    aware = Setting("mg", defense=Component("memguard"), attacker="aware")
+    assert aware.for_shadow() is aware
+    assert Setting("x", defense=Component("top_k"), attacker="uncalibrated").for_shadow().defense.name == "none"
+
+
+# ---------------------------------------------------------------- a tiny study
+SETTINGS = {"baseline": {},
+            "lr": {"defense": "logit_reweighting"},
+            "mg": {"defense": {"name": "memguard", "budget": 0.5, "steps": 50}},
+            "top1": {"defense": {"name": "top_k", "k": 1}},
+            "round": {"defense": {"name": "rounding", "d": 1}},
+            "label": {"defense": "label_only"},
+            "mg_unaware": {"defense": {"name": "memguard", "budget": 0.5, "steps": 50}, "attacker": "unaware"}}
+
+
+def test_release_defenses_retrain_nothing_keep_accuracy_and_label_only_attacks(tiny_raw, tmp_path):
+    from overconf.report.tables import Table
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+    import overconf.training.jobs as jobs
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["sources"] = ["test"]
+    raw["attacks"] = ["max_score", "loss", {"name": "label_only_noise", "queries": 4}]
+    Study(config_from_dict(raw), tmp_path / "base").run(report=False)
+    raw["settings"] = SETTINGS
+    trained, real = [], jobs.train_classifier
+    jobs.train_classifier = lambda *a, **kw: trained.append(1) or real(*a, **kw)
+    try:
+        result = Study(config_from_dict(raw), tmp_path / "def").run(report=False)
+    finally:
+        jobs.train_classifier = real
+    assert trained == []  # no model trained for a release-time defense
+    t = Table(result.rows)
+    m = "small_resnet"
+    for name in SETTINGS:
+        for metric in ("accuracy", "shadow_accuracy"):
+            for split in ("train", "test"):
+                assert t.get(m, name, "-", split, metric) == t.get(m, "baseline", "-", split, metric), (name, metric)
+        # label-only attacks query the model: a label-preserving defense changes nothing
+        assert t.get(m, name, "label_only_noise", "test", "auroc") == t.get(m, "baseline", "label_only_noise",
+                                                                          "test", "auroc")
+    assert t.get(m, "top1", "-", "test", "mean_max_score") == [pytest.approx(t.get(m, "baseline", "-", "test",
+                                                                                 "mean_max_score")[0])]
+    assert t.get(m, "top1", "loss", "test", "auroc") != t.get(m, "baseline", "loss", "test", "auroc")
+    assert t.get(m, "label", "-", "test", "mean_max_score") == [pytest.approx(1.0)]
+    rows = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "mg" and r["source"] == "defense"}
+    assert {"mean_l1_distortion", "released_noisy_fraction", "shadow_mean_l1_distortion"} <= set(rows)
+    assert 0 < rows["released_noisy_fraction"] <= 1
+    unaware = {r["metric"] for r in result.rows if r["setting"] == "mg_unaware" and r["source"] == "defense"}
+    assert unaware and not any(k.startswith("shadow_") for k in unaware)
+    # the unaware attacker's shadow is released undefended: its fitted thresholds equal the baseline's
+    cells = {c.setting: c for c in result.cells}
+    assert cells["mg_unaware"].thresholds == cells["baseline"].thresholds
+    assert cells["mg"].thresholds != cells["baseline"].thresholds
+    row = next(r for r in result.rows if r["setting"] == "mg")
+    assert row["defense"] == "memguard" and row["defense.budget"] == 0.5
+    assert next(r for r in result.rows if r["setting"] == "baseline")["defense"] == "none"
+
+
+def test_logit_reweighting_keeps_the_label_by_swapping_unless_told_not_to():
+    # class 1's centroid points at class 0: z' ~ c_1 has argmax 0
+    train = torch.log_softmax(torch.tensor([[3., -1.5, -1.5], [2., 1., -3.], [-1., -1., 2.]], dtype=torch.float64), 1)
+    ctx = DefenseContext(train, torch.tensor([0, 1, 2]), torch.empty(0, 3), torch.empty(0, dtype=torch.long), 0)
+    q = torch.log_softmax(torch.tensor([[0.1, 0.5, -0.6]], dtype=torch.float64), 1)
+    raw = DEFENSES["logit_reweighting"](keep_label=False).fit(ctx).release(q)
+    assert raw.argmax(1).item() == 0  # as published: the label changes
+    d = DEFENSES["logit_reweighting"]().fit(ctx)
+    kept = d.release(q)
+    assert kept.argmax(1).item() == 1
+    assert torch.allclose(kept.sort(1).values, raw.sort(1).values)  # the same values, two swapped
+    assert d.describe()["label_swapped_fraction"] == 1.0
+
+
+def test_defense_config_errors_and_round_trip(tiny_raw):
+    from overconf.config import parse_config
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["settings"] = {"x": {"defense": "memgaurd"}}
+    with pytest.raises(ConfigError, match=r"unknown defense 'memgaurd'.*allowed: .*memguard"):
+        parse_config(copy.deepcopy(raw))
+    raw["settings"] = {"x": {"defense": {"name": "top_k", "k": 0}}}
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        config_from_dict(copy.deepcopy(raw))
+    raw["settings"] = {"x": {"defense": "memguard"}}
+    raw["data"]["splits"]["calibration"] = 0
+    with pytest.raises(ConfigError, match="data.splits.calibration > 0"):
+        config_from_dict(copy.deepcopy(raw))
+    raw["data"]["splits"]["calibration"] = 200
+    raw["settings"] = {"base": {}, "x": {"defense": {"name": "memguard", "budget": 0.3}, "attacker": "unaware"}}
+    cfg = config_from_dict(copy.deepcopy(raw))
+    d = cfg.to_dict()
+    assert "defense" not in d["settings"]["base"]  # existing configs resolve as before
+    assert d["settings"]["x"]["defense"] == {"name": "memguard", "budget": 0.3}
+    again = config_from_dict(d)
+    assert again.settings[1].defense == Component("memguard", {"budget": 0.3})
+    assert again.settings[1].attacker == "unaware"
