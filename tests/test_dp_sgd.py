@@ -1,0 +1,109 @@
+"""DP-SGD (overconf.defenses.dp_sgd) against plain training and against opacus."""
+import copy
+
+import pytest
+import torch
+
+from overconf.defenses import DEFENSES
+from overconf.defenses.dp_sgd import DPSGDHooks, epsilon_reached
+from overconf.errors import ConfigError
+from overconf.training import train_classifier
+from overconf.training.hooks import Batch
+from tests.test_training import make_job
+
+CPU = torch.device("cpu")
+
+
+def setup(batch=32):
+    job = make_job(dropout=0.0)
+    model = job.build().train()
+    x, y = job.inputs()[:batch], job.labels[:batch]
+    return job, model, x, y
+
+
+def plain_grads(model, loss_fn, x, y):
+    m = copy.deepcopy(model)
+    loss_fn(m(x), y).backward()
+    return [p.grad.clone() for p in m.parameters()]
+
+
+def dp_grads(model, hooks, recipe, x, y):
+    m = copy.deepcopy(model)
+    loss_fn = hooks.loss(recipe)
+    hooks.expected_batch_size = len(x)
+    params = list(m.parameters())
+    hooks.gradient(loss_fn(m(x), y), params, Batch(x, y, torch.arange(len(x)), m))
+    return [p.grad.clone() for p in params], loss_fn
+
+
+def test_no_noise_large_clip_equals_plain_step():
+    job, model, x, y = setup()
+    grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, 1e6), job.recipe, x, y)
+    for g, h in zip(grads, plain_grads(model, loss_fn, x, y)):
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-6)
+
+
+def test_clipped_update_equals_opacus():
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    job, model, x, y = setup()
+    clip = 0.05
+    grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, clip), job.recipe, x, y)
+    m = GradSampleModule(copy.deepcopy(model))
+    opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
+                      expected_batch_size=len(x), loss_reduction="mean")
+    opt.zero_grad()
+    loss_fn(m(x), y).backward()
+    before = [p.detach().clone() for p in m.parameters()]
+    opt.step()
+    ref = [b - p.detach() for b, p in zip(before, m.parameters())]  # lr 1: the update is the gradient
+    plain = plain_grads(model, loss_fn, x, y)
+    assert any(not torch.allclose(g, h, atol=1e-6) for g, h in zip(grads, plain))  # clipping was active
+    for g, h in zip(grads, ref):
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_epsilon_equals_opacus_accountant(accountant):
+    from opacus.accountants import PRVAccountant, RDPAccountant
+    q, sigma, steps, delta = 32 / 960, 1.3, 90, 1e-3
+    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    for _ in range(steps):
+        acc.step(noise_multiplier=sigma, sample_rate=q)
+    assert epsilon_reached(sigma, q, steps, delta, accountant) == pytest.approx(acc.get_epsilon(delta=delta), rel=1e-6)
+    d = DEFENSES["dp_sgd"](noise_multiplier=sigma, accountant=accountant, delta=delta)
+    assert d.describe(960, 32, 3)["epsilon"] == pytest.approx(acc.get_epsilon(delta=delta), rel=1e-6)
+
+
+def test_target_epsilon_gives_noise_reaching_it():
+    d = DEFENSES["dp_sgd"](epsilon=4.0)
+    info = d.describe(960, 32, 3)
+    assert info["noise_multiplier"] > 0 and info["epsilon"] == pytest.approx(4.0, abs=0.05)
+    assert info["delta"] == pytest.approx(1 / 960)
+    assert DEFENSES["dp_sgd"].kind == "training"
+
+
+def test_dp_training_runs_reproducibly_with_poisson_batches():
+    job = make_job(dropout=0.0, epochs=2)
+    runs = []
+    for _ in range(2):
+        model = job.build()
+        hooks = DPSGDHooks(1.0, 1.0, seed=0)
+        h = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=0, device=CPU, progress=False,
+                             hooks=hooks)
+        runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        assert len(h) == 2
+    assert torch.equal(*runs)
+
+
+def test_bad_parameters_and_batchnorm_are_clear_errors():
+    with pytest.raises(ConfigError, match="exactly one"):
+        DEFENSES["dp_sgd"]()
+    with pytest.raises(ConfigError, match="accountant"):
+        DEFENSES["dp_sgd"](noise_multiplier=1.0, accountant="gdp")
+    bn = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    hooks = DPSGDHooks(0.0, 1.0)
+    hooks.loss(make_job().recipe)
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        hooks.gradient(None, list(bn.parameters()), Batch(x, y, torch.arange(8), bn))
