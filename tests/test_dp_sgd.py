@@ -88,7 +88,7 @@ def test_dp_training_runs_reproducibly_with_poisson_batches():
     runs = []
     for _ in range(2):
         model = job.build()
-        hooks = DPSGDHooks(1.0, 1.0, seed=0)
+        hooks = DPSGDHooks(1.0, 1.0)
         h = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=0, device=CPU, progress=False,
                              hooks=hooks)
         runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
@@ -107,3 +107,33 @@ def test_bad_parameters_and_batchnorm_are_clear_errors():
     hooks.loss(make_job().recipe)
     with pytest.raises(ConfigError, match="BatchNorm"):
         hooks.gradient(None, list(bn.parameters()), Batch(x, y, torch.arange(8), bn))
+
+
+def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_chance(tiny_raw, tmp_path):
+    from overconf.report.tables import Table
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 8, "hidden": 64}}]  # no BatchNorm
+    raw["recipe"] = {"epochs": 20, "lr": 0.003, "batch_size": 32}  # the baseline overfits (train acc ~0.99)
+    raw["sources"] = ["test"]
+    raw["attacks"] = ["loss"]
+    raw["settings"] = {"baseline": {},
+                       "dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0, "max_grad_norm": 1.0}},
+                       "dp_unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0}, "attacker": "unaware"}}
+    result = Study(config_from_dict(raw), tmp_path / "dp").run(report=False)
+    t = Table(result.rows)
+    m = "salem_cnn"
+    assert t.get(m, "baseline", "loss", "test", "auroc")[0] > 0.55  # measured 0.583
+    assert abs(t.get(m, "dp", "loss", "test", "auroc")[0] - 0.5) < 0.03  # measured 0.491
+    rows = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "dp" and r["source"] == "defense"}
+    q, steps = 32 / 400, 20 * (400 // 32)
+    assert rows["epsilon"] == pytest.approx(epsilon_reached(5.0, q, steps, 1 / 400))
+    assert rows["noise_multiplier"] == 5.0 and "shadow_epsilon" in rows
+    unaware = {r["metric"] for r in result.rows if r["setting"] == "dp_unaware" and r["source"] == "defense"}
+    assert "epsilon" in unaware and "shadow_epsilon" not in unaware
+    cells = {c.setting: c for c in result.cells}
+    # the target trains with DP-SGD (other key than the baseline's); the unaware shadow is the baseline's
+    assert cells["dp"].target.key != cells["baseline"].target.key
+    assert cells["dp_unaware"].target.key == cells["dp"].target.key

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..seeding import derive_seed
 from ..training.hooks import Batch, TrainingHooks
 from .base import DEFENSES, Defense
 
@@ -64,16 +63,24 @@ def check_no_batchnorm(model: nn.Module) -> None:
 class DPSGDHooks(TrainingHooks):
     """Poisson batches and clipped, noised per-sample gradients (see the module docstring)."""
 
-    def __init__(self, noise_multiplier: float, max_grad_norm: float, seed: int = 0):
-        self.noise_multiplier, self.max_grad_norm, self.seed = float(noise_multiplier), float(max_grad_norm), seed
+    batched = False
+    """the batched loop has no per-model functional call: reference models train sequentially"""
+
+    def __init__(self, noise_multiplier: float, max_grad_norm: float):
+        self.noise_multiplier, self.max_grad_norm = float(noise_multiplier), float(max_grad_norm)
         self.expected_batch_size: float | None = None
         self._noise: torch.Generator | None = None
+        self._loss_fn = None
 
     def batches(self, n, batch_size, generator, device):
         """Poisson sampling: n // batch_size batches, each point in each with probability
-        batch_size / n (empty batches are skipped: the accountant still counts them, conservative)."""
+        batch_size / n (empty batches are skipped: the accountant still counts them, conservative).
+        The epoch's noise generator is seeded from the model's own batch generator, so the noise is
+        reproducible per model, survives a resume and one hooks object can serve many models."""
         q = sample_rate(n, batch_size)
         self.expected_batch_size = q * n
+        self._noise = torch.Generator(device=device)
+        self._noise.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=device)))
         out = []
         for _ in range(steps_per_epoch(n, batch_size)):
             idx = (torch.rand(n, generator=generator, device=device) < q).nonzero().squeeze(1)
@@ -104,9 +111,9 @@ class DPSGDHooks(TrainingHooks):
             raise NotImplementedError("dp_sgd needs the single-model training loop (Batch.model)")
         model = batch.model
         check_no_batchnorm(model)
-        if self._noise is None:
+        if self._noise is None:  # gradient() called outside a training loop
             self._noise = torch.Generator(device=batch.x.device)
-            self._noise.manual_seed(derive_seed(self.seed, "dp_sgd", "noise"))
+            self._noise.manual_seed(0)
         loss_fn = self._loss_fn
         summed = self.clipped_sum(self.per_sample_gradients(model, loss_fn, batch.x, batch.y))
         denom = self.expected_batch_size or len(batch.x)
@@ -162,9 +169,17 @@ class DPSGD(Defense):
                                      steps=epochs * steps_per_epoch(n, batch_size), accountant=self.accountant)
         return float(sigma), delta
 
-    def hooks(self, n: int, batch_size: int, epochs: int, seed: int) -> DPSGDHooks:
+    def hooks(self, n: int, batch_size: int, epochs: int) -> DPSGDHooks:
         sigma, _ = self.resolved(n, batch_size, epochs)
-        return DPSGDHooks(sigma, self.max_grad_norm, seed)
+        return DPSGDHooks(sigma, self.max_grad_norm)
+
+    def hooks_for(self, job) -> DPSGDHooks:
+        """The hooks of a :class:`~overconf.training.jobs.ClassifierJob` (its n, batch size, epochs)."""
+        return self.hooks(len(job.labels), job.recipe.batch_size, job.recipe.epochs)
+
+    def info(self, job, history: list[dict]) -> dict[str, float]:
+        """Result rows of a model trained by ``job`` over ``len(history)`` epochs."""
+        return self.describe(len(job.labels), job.recipe.batch_size, len(history), job.recipe.epochs)
 
     def describe(self, n: int, batch_size: int, epochs_run: int, epochs: int | None = None) -> dict[str, float]:
         """Rows: the noise multiplier and the epsilon reached over the epochs run."""
