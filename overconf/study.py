@@ -190,7 +190,7 @@ class Study:
         job = ClassifierJob(model.arch, self.cfg.recipe_for(model, setting), derive_seed(seed, role),
                             images, labels, self.dataset.mean, self.dataset.std, self.dataset.num_classes,
                             params=model.params, name=f"{role} {model.label} {setting.name} s{seed}")
-        return with_training_defense(job, setting.defense)
+        return with_training_defense(job, setting.defense, self.splits.images(self.dataset, "calibration"))
 
     # ------------------------------------------------------------------ one grid cell
     def evaluate(self, seed: int, model: ModelSpec, setting: Setting,

@@ -121,7 +121,8 @@ def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_ch
     raw["attacks"] = ["loss"]
     raw["settings"] = {"baseline": {},
                        "dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0, "max_grad_norm": 1.0}},
-                       "dp_unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0}, "attacker": "unaware"}}
+                       "dp_unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0}, "attacker": "unaware"},
+                       "es": {"defense": {"name": "early_stopping", "patience": 2}}}
     result = Study(config_from_dict(raw), tmp_path / "dp").run(report=False)
     t = Table(result.rows)
     m = "salem_cnn"
@@ -133,7 +134,49 @@ def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_ch
     assert rows["noise_multiplier"] == 5.0 and "shadow_epsilon" in rows
     unaware = {r["metric"] for r in result.rows if r["setting"] == "dp_unaware" and r["source"] == "defense"}
     assert "epsilon" in unaware and "shadow_epsilon" not in unaware
+    es = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "es" and r["source"] == "defense"}
+    assert 1 <= es["early_stopping_epoch"] <= es["epochs_run"] <= 20 and "shadow_early_stopping_epoch" in es
+    assert es["epochs_run"] == 20 or es["epochs_run"] == es["early_stopping_epoch"] + 2
     cells = {c.setting: c for c in result.cells}
     # the target trains with DP-SGD (other key than the baseline's); the unaware shadow is the baseline's
     assert cells["dp"].target.key != cells["baseline"].target.key
     assert cells["dp_unaware"].target.key == cells["dp"].target.key
+
+
+# ---------------------------------------------------------------- early stopping (same file: training-time defenses)
+def test_early_stopping_stops_at_k_plus_patience_and_keeps_epoch_k_weights():
+    from overconf.defenses.early_stopping import EarlyStoppingHooks
+    job = make_job(dropout=0.0, epochs=10)
+    x, y = job.inputs(), job.labels
+
+    class Scripted(EarlyStoppingHooks):  # validation loss falls to epoch 3, then rises
+        values = iter([3.0, 2.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5])
+
+        def validation_value(self, model):
+            return next(self.values)
+
+    snapshots = {}
+    model = job.build()
+    history = train_classifier(model, x, y, job.recipe, seed=0, device=CPU, progress=False,
+                               hooks=Scripted(x[:10], y[:10], patience=2, epochs=10),
+                               on_epoch=lambda s: snapshots.__setitem__(
+                                   s.epoch, {k: v.clone() for k, v in s.model.items()}))
+    assert len(history) == 5 and history[-1]["early_stopping_epoch"] == 3
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[3][k]), k
+    assert any(not torch.equal(snapshots[5][k], snapshots[3][k]) for k in snapshots[3])  # it trained on
+    assert DEFENSES["early_stopping"]().info(job, history) == {"early_stopping_epoch": 3, "epochs_run": 5}
+
+
+def test_early_stopping_on_real_validation_restores_the_best_epoch_at_the_end():
+    from overconf.defenses.early_stopping import EarlyStoppingHooks
+    job = make_job(dropout=0.0, epochs=4)
+    x, y = job.inputs(), job.labels
+    hooks = EarlyStoppingHooks(x[:20], y[:20], patience=10, epochs=4)
+    model = job.build()
+    history = train_classifier(model, x, y, job.recipe, seed=0, device=CPU, progress=False, hooks=hooks)
+    assert len(history) == 4 and 1 <= history[-1]["early_stopping_epoch"] <= 4
+    with pytest.raises(ConfigError, match="patience"):
+        DEFENSES["early_stopping"](patience=0)
+    with pytest.raises(ConfigError, match="calibration"):
+        DEFENSES["early_stopping"]().hooks_for(job, (x[:0], y[:0]))

@@ -173,7 +173,7 @@ class DPSGD(Defense):
         sigma, _ = self.resolved(n, batch_size, epochs)
         return DPSGDHooks(sigma, self.max_grad_norm)
 
-    def hooks_for(self, job) -> DPSGDHooks:
+    def hooks_for(self, job, validation=None) -> DPSGDHooks:
         """The hooks of a :class:`~overconf.training.jobs.ClassifierJob` (its n, batch size, epochs)."""
         return self.hooks(len(job.labels), job.recipe.batch_size, job.recipe.epochs)
 

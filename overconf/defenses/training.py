@@ -18,11 +18,12 @@ def training_defense(defense) -> Defense | None:
     return cls(**defense.params) if cls.kind == "training" else None
 
 
-def with_training_defense(job, defense):
+def with_training_defense(job, defense, validation=None):
     """``job`` with the hooks of ``defense`` when it is a training-time one; else ``job`` itself
-    (so a job without a training-time defense keeps its cache key)."""
+    (so a job without a training-time defense keeps its cache key). ``validation``: (uint8 images,
+    labels) of the held-out calibration split (early stopping)."""
     d = training_defense(defense)
-    return job if d is None else dataclasses.replace(job, hooks=d.hooks_for(job))
+    return job if d is None else dataclasses.replace(job, hooks=d.hooks_for(job, validation))
 
 
 def training_defense_info(target, shadow, setting, shadow_setting) -> dict[str, float]:
