@@ -180,3 +180,27 @@ def test_early_stopping_on_real_validation_restores_the_best_epoch_at_the_end():
         DEFENSES["early_stopping"](patience=0)
     with pytest.raises(ConfigError, match="calibration"):
         DEFENSES["early_stopping"]().hooks_for(job, (x[:0], y[:0]))
+
+
+# ---------------------------------------------------------------- regularisers as recipe keys
+@pytest.mark.parametrize("name,key", [("label_smoothing", "label_smoothing"), ("l2", "weight_decay"),
+                                      ("dropout", "dropout")])
+def test_recipe_defenses_are_the_recipe_override(name, key):
+    import dataclasses
+    from overconf.config import Component
+    from overconf.defenses.training import training_defense_info, with_training_defense
+    job = make_job(dropout=0.0)
+    defended = with_training_defense(job, Component(name, {"value": 0.1}))
+    override = dataclasses.replace(job, recipe=job.recipe.updated({key: 0.1}, "test"))
+    assert defended.key == override.key != job.key and getattr(defended.recipe, key) == 0.1
+    assert DEFENSES[name].kind == "training"
+    with pytest.raises(ConfigError, match="must be a number"):
+        DEFENSES[name](value="a lot")
+
+
+def test_list_defenses_shows_the_whole_suite():
+    from overconf.names import NAMES
+    assert set(NAMES["defense"]) == set(DEFENSES.names())
+    kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
+    assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
+                                                                "l2", "dropout"}

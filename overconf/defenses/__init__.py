@@ -8,6 +8,6 @@
   this registry with ``kind = "training"``.
 """
 from .base import DEFENSES, KINDS, Defense, DefenseContext, ReleaseDefense
-from . import none, logit_reweighting, memguard, postprocess, dp_sgd, early_stopping  # noqa: F401  (registers the members)
+from . import none, logit_reweighting, memguard, postprocess, dp_sgd, early_stopping, recipe  # noqa: F401  (registers the members)
 
 __all__ = ["DEFENSES", "KINDS", "Defense", "DefenseContext", "ReleaseDefense"]

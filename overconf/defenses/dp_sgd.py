@@ -137,7 +137,7 @@ class DPSGDHooks(TrainingHooks):
 
 @DEFENSES.register("dp_sgd")
 class DPSGD(Defense):
-    """DP-SGD: ``epsilon`` (target, with ``delta``; default 1/n) or ``noise_multiplier``;
+    """(training) DP-SGD: ``epsilon`` (target, with ``delta``; default 1/n) or ``noise_multiplier``;
     ``max_grad_norm`` C; ``accountant`` rdp | prv."""
 
     name = "dp_sgd"

@@ -77,7 +77,7 @@ class EarlyStoppingHooks(TrainingHooks):
 
 @DEFENSES.register("early_stopping")
 class EarlyStopping(Defense):
-    """Early stopping on the held-out calibration split: ``patience`` epochs, ``monitor`` loss | accuracy."""
+    """(training) Early stopping on the held-out calibration split: ``patience`` epochs, ``monitor`` loss | accuracy."""
 
     name = "early_stopping"
     kind = "training"

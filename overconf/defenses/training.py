@@ -23,7 +23,11 @@ def with_training_defense(job, defense, validation=None):
     (so a job without a training-time defense keeps its cache key). ``validation``: (uint8 images,
     labels) of the held-out calibration split (early stopping)."""
     d = training_defense(defense)
-    return job if d is None else dataclasses.replace(job, hooks=d.hooks_for(job, validation))
+    if d is None:
+        return job
+    if hasattr(d, "apply"):  # a recipe key (overconf.defenses.recipe)
+        return d.apply(job, validation)
+    return dataclasses.replace(job, hooks=d.hooks_for(job, validation))
 
 
 def training_defense_info(target, shadow, setting, shadow_setting) -> dict[str, float]:
