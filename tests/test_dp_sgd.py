@@ -7,7 +7,7 @@ import torch
 from overconf.defenses import DEFENSES
 from overconf.defenses.dp_sgd import DPSGDHooks, epsilon_reached
 from overconf.errors import ConfigError
-from overconf.training import train_classifier
+from overconf.training import TrainingHooks, train_classifier
 from overconf.training.hooks import Batch
 from tests.test_training import make_job
 
@@ -204,3 +204,31 @@ def test_list_defenses_shows_the_whole_suite():
     kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
     assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
                                                                 "l2", "dropout"}
+
+
+def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_path):
+    from overconf.defenses.dp_sgd import DPSGDHooks
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+    import overconf.training.jobs as jobs
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
+    raw["recipe"] = {"epochs": 1, "lr": 0.003, "batch_size": 64}
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["reference"] = {"num_models": 4, "population": 50}
+    raw["settings"] = {"aware": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "aware"},
+                       "unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "unaware"}}
+    seen, real = [], jobs.train_classifier
+    jobs.train_classifier = lambda *a, **kw: seen.append((kw["desc"], type(kw["hooks"]))) or real(*a, **kw)
+    try:
+        Study(config_from_dict(raw), tmp_path / "ref").run(report=False)
+    finally:
+        jobs.train_classifier = real
+    kinds = {}
+    for desc, cls in seen:
+        kinds.setdefault(desc.split()[0], set()).add(cls)
+    assert kinds["target"] == {DPSGDHooks}
+    assert kinds["shadow"] == {DPSGDHooks, TrainingHooks}  # aware: DP-SGD; unaware: plain
+    assert kinds["reference"] == {DPSGDHooks, TrainingHooks}
+    assert sum(1 for d, c in seen if d.startswith("reference") and c is DPSGDHooks) == 4
