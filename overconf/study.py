@@ -30,6 +30,7 @@ from .contexts import SeedContext
 from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
 from .data.sources import image_digests, without_members
 from .defenses.release import defend, defense_info
+from .defenses.training import training_defense_info, with_training_defense
 from .device import resolve_device
 from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from .errors import ConfigError
@@ -186,9 +187,10 @@ class Study:
 
     def job(self, seed: int, role: str, model: ModelSpec, setting: Setting) -> ClassifierJob:
         images, labels = self.splits.images(self.dataset, f"{role}_train")
-        return ClassifierJob(model.arch, self.cfg.recipe_for(model, setting), derive_seed(seed, role),
-                             images, labels, self.dataset.mean, self.dataset.std, self.dataset.num_classes,
-                             params=model.params, name=f"{role} {model.label} {setting.name} s{seed}")
+        job = ClassifierJob(model.arch, self.cfg.recipe_for(model, setting), derive_seed(seed, role),
+                            images, labels, self.dataset.mean, self.dataset.std, self.dataset.num_classes,
+                            params=model.params, name=f"{role} {model.label} {setting.name} s{seed}")
+        return with_training_defense(job, setting.defense, self.splits.images(self.dataset, "calibration"))
 
     # ------------------------------------------------------------------ one grid cell
     def evaluate(self, seed: int, model: ModelSpec, setting: Setting,
@@ -244,7 +246,9 @@ class Study:
         for attack in self.attacks:
             rows += attack_rows(cell, attack, signals[("shadow", "members")], signals[("shadow", "nonmembers")],
                                 cfg.metrics)
-        rows += [row(cell, NO_ATTACK, "defense", k, v) for k, v in defense_info(cal_t, cal_s).items()]
+        info = defense_info(cal_t, cal_s) | training_defense_info(trained["target"], trained["shadow"], setting,
+                                                                   shadow_setting)
+        rows += [row(cell, NO_ATTACK, "defense", k, v) for k, v in info.items()]
         rows += self.hook_rows(cell)
         columns = setting_columns(cfg, cell.model, cell.setting)  # self-describing rows (overconf.results)
         return cell, [r | columns for r in rows]

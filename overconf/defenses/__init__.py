@@ -3,11 +3,11 @@
 - ``release``: release-time transforms of the released outputs (this package's members today:
   logit_reweighting, memguard, top_k, rounding, label_only); fitted once per (model, setting) from a
   :class:`DefenseContext`, nothing retrained, so model cache keys do not change.
-- ``training``: training-time defenses (DP-SGD, early stopping, adversarial regularisation) are to
-  be added as ``TrainingHooks`` of the one trainer (ARCHITECTURE.md, "where does a new X go"), in
-  this registry with ``kind = "training"``.
+- ``training``: training-time defenses, ``TrainingHooks`` of the one trainer (dp_sgd,
+  early_stopping) or recipe keys (label_smoothing, l2, dropout); the runner applies them to the
+  jobs of target, shadow and reference models (:mod:`.training`). Adversarial regularisation: to come.
 """
 from .base import DEFENSES, KINDS, Defense, DefenseContext, ReleaseDefense
-from . import none, logit_reweighting, memguard, postprocess  # noqa: F401  (registers the members)
+from . import none, logit_reweighting, memguard, postprocess, dp_sgd, early_stopping, recipe  # noqa: F401  (registers the members)
 
 __all__ = ["DEFENSES", "KINDS", "Defense", "DefenseContext", "ReleaseDefense"]

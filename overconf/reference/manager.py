@@ -262,7 +262,10 @@ def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
     (memoised per seed context, architecture and recipe)."""
     arch, params, recipe = reference_spec(ctx, job)
     memo = _SETS.setdefault(ctx, {})
-    spec = content_key({"seed": ctx.seed, "arch": arch, "params": params, "recipe": set_values(recipe)})
+    what = {"seed": ctx.seed, "arch": arch, "params": params, "recipe": set_values(recipe)}
+    if job.hooks is not None:  # the attacker's training-time defense (aware): its reference models too
+        what["hooks"] = job.hooks.describe()
+    spec = content_key(what)
     if spec in memo:
         return memo[spec]
     r, ds = ctx.reference, ctx.dataset
@@ -277,8 +280,12 @@ def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
     rs = ReferenceSet(arch, params, recipe, images, labels, pool, index, keep,
                       [derive_seed(ctx.seed, "reference", k) for k in range(r.num_models)],
                       ds.mean, ds.std, ds.num_classes, "sequential", r.group_size,
-                      ds.normalize(ds.train_x[z]), ds.train_y[z])
+                      ds.normalize(ds.train_x[z]), ds.train_y[z], hooks=job.hooks)
     rs.mode = resolve_mode(r.mode, rs.template(), ctx.device)
+    if rs.mode == "batched" and not getattr(job.hooks, "batched", True):
+        log.info("reference models of %s train sequentially: its training hooks (%s) need the single-model "
+                 "loop", job.name, job.hooks.describe().get("kind", "custom"))
+        rs.mode = "sequential"
     memo[spec] = rs
     return rs
 

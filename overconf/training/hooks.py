@@ -35,6 +35,9 @@ class Batch:
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
+    model: Any = None
+    """the model being trained (single loop only; None in the batched loop): what per-sample
+    gradient hooks (DP-SGD) call functionally"""
 
 
 class TrainingHooks:

@@ -89,7 +89,7 @@ def train_classifier(
                 with autocast(device):
                     out = model(xb)
                     loss = loss_fn(out, yb)
-                optimizer_step(optimizer, loss, params, hooks, Batch(xb, yb, idx))
+                optimizer_step(optimizer, loss, params, hooks, Batch(xb, yb, idx, model))
                 loss_sum += loss.detach().float() * len(idx)
                 correct += (out.detach().argmax(1) == yb).sum()
                 seen += len(idx)

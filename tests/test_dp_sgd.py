@@ -1,0 +1,234 @@
+"""DP-SGD (overconf.defenses.dp_sgd) against plain training and against opacus."""
+import copy
+
+import pytest
+import torch
+
+from overconf.defenses import DEFENSES
+from overconf.defenses.dp_sgd import DPSGDHooks, epsilon_reached
+from overconf.errors import ConfigError
+from overconf.training import TrainingHooks, train_classifier
+from overconf.training.hooks import Batch
+from tests.test_training import make_job
+
+CPU = torch.device("cpu")
+
+
+def setup(batch=32):
+    job = make_job(dropout=0.0)
+    model = job.build().train()
+    x, y = job.inputs()[:batch], job.labels[:batch]
+    return job, model, x, y
+
+
+def plain_grads(model, loss_fn, x, y):
+    m = copy.deepcopy(model)
+    loss_fn(m(x), y).backward()
+    return [p.grad.clone() for p in m.parameters()]
+
+
+def dp_grads(model, hooks, recipe, x, y):
+    m = copy.deepcopy(model)
+    loss_fn = hooks.loss(recipe)
+    hooks.expected_batch_size = len(x)
+    params = list(m.parameters())
+    hooks.gradient(loss_fn(m(x), y), params, Batch(x, y, torch.arange(len(x)), m))
+    return [p.grad.clone() for p in params], loss_fn
+
+
+def test_no_noise_large_clip_equals_plain_step():
+    job, model, x, y = setup()
+    grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, 1e6), job.recipe, x, y)
+    for g, h in zip(grads, plain_grads(model, loss_fn, x, y)):
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-6)
+
+
+def test_clipped_update_equals_opacus():
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    job, model, x, y = setup()
+    clip = 0.05
+    grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, clip), job.recipe, x, y)
+    m = GradSampleModule(copy.deepcopy(model))
+    opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
+                      expected_batch_size=len(x), loss_reduction="mean")
+    opt.zero_grad()
+    loss_fn(m(x), y).backward()
+    before = [p.detach().clone() for p in m.parameters()]
+    opt.step()
+    ref = [b - p.detach() for b, p in zip(before, m.parameters())]  # lr 1: the update is the gradient
+    plain = plain_grads(model, loss_fn, x, y)
+    assert any(not torch.allclose(g, h, atol=1e-6) for g, h in zip(grads, plain))  # clipping was active
+    for g, h in zip(grads, ref):
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_epsilon_equals_opacus_accountant(accountant):
+    from opacus.accountants import PRVAccountant, RDPAccountant
+    q, sigma, steps, delta = 32 / 960, 1.3, 90, 1e-3
+    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    for _ in range(steps):
+        acc.step(noise_multiplier=sigma, sample_rate=q)
+    assert epsilon_reached(sigma, q, steps, delta, accountant) == pytest.approx(acc.get_epsilon(delta=delta), rel=1e-6)
+    d = DEFENSES["dp_sgd"](noise_multiplier=sigma, accountant=accountant, delta=delta)
+    assert d.describe(960, 32, 3)["epsilon"] == pytest.approx(acc.get_epsilon(delta=delta), rel=1e-6)
+
+
+def test_target_epsilon_gives_noise_reaching_it():
+    d = DEFENSES["dp_sgd"](epsilon=4.0)
+    info = d.describe(960, 32, 3)
+    assert info["noise_multiplier"] > 0 and info["epsilon"] == pytest.approx(4.0, abs=0.05)
+    assert info["delta"] == pytest.approx(1 / 960)
+    assert DEFENSES["dp_sgd"].kind == "training"
+
+
+def test_dp_training_runs_reproducibly_with_poisson_batches():
+    job = make_job(dropout=0.0, epochs=2)
+    runs = []
+    for _ in range(2):
+        model = job.build()
+        hooks = DPSGDHooks(1.0, 1.0)
+        h = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=0, device=CPU, progress=False,
+                             hooks=hooks)
+        runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        assert len(h) == 2
+    assert torch.equal(*runs)
+
+
+def test_bad_parameters_and_batchnorm_are_clear_errors():
+    with pytest.raises(ConfigError, match="exactly one"):
+        DEFENSES["dp_sgd"]()
+    with pytest.raises(ConfigError, match="accountant"):
+        DEFENSES["dp_sgd"](noise_multiplier=1.0, accountant="gdp")
+    bn = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    hooks = DPSGDHooks(0.0, 1.0)
+    hooks.loss(make_job().recipe)
+    with pytest.raises(ConfigError, match="BatchNorm"):
+        hooks.gradient(None, list(bn.parameters()), Batch(x, y, torch.arange(8), bn))
+
+
+def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_chance(tiny_raw, tmp_path):
+    from overconf.report.tables import Table
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 8, "hidden": 64}}]  # no BatchNorm
+    raw["recipe"] = {"epochs": 20, "lr": 0.003, "batch_size": 32}  # the baseline overfits (train acc ~0.99)
+    raw["sources"] = ["test"]
+    raw["attacks"] = ["loss"]
+    raw["settings"] = {"baseline": {},
+                       "dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0, "max_grad_norm": 1.0}},
+                       "dp_unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 5.0}, "attacker": "unaware"},
+                       "es": {"defense": {"name": "early_stopping", "patience": 2}}}
+    result = Study(config_from_dict(raw), tmp_path / "dp").run(report=False)
+    t = Table(result.rows)
+    m = "salem_cnn"
+    assert t.get(m, "baseline", "loss", "test", "auroc")[0] > 0.55  # measured 0.583
+    assert abs(t.get(m, "dp", "loss", "test", "auroc")[0] - 0.5) < 0.03  # measured 0.491
+    rows = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "dp" and r["source"] == "defense"}
+    q, steps = 32 / 400, 20 * (400 // 32)
+    assert rows["epsilon"] == pytest.approx(epsilon_reached(5.0, q, steps, 1 / 400))
+    assert rows["noise_multiplier"] == 5.0 and "shadow_epsilon" in rows
+    unaware = {r["metric"] for r in result.rows if r["setting"] == "dp_unaware" and r["source"] == "defense"}
+    assert "epsilon" in unaware and "shadow_epsilon" not in unaware
+    es = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "es" and r["source"] == "defense"}
+    assert 1 <= es["early_stopping_epoch"] <= es["epochs_run"] <= 20 and "shadow_early_stopping_epoch" in es
+    assert es["epochs_run"] == 20 or es["epochs_run"] == es["early_stopping_epoch"] + 2
+    cells = {c.setting: c for c in result.cells}
+    # the target trains with DP-SGD (other key than the baseline's); the unaware shadow is the baseline's
+    assert cells["dp"].target.key != cells["baseline"].target.key
+    assert cells["dp_unaware"].target.key == cells["dp"].target.key
+
+
+# ---------------------------------------------------------------- early stopping (same file: training-time defenses)
+def test_early_stopping_stops_at_k_plus_patience_and_keeps_epoch_k_weights():
+    from overconf.defenses.early_stopping import EarlyStoppingHooks
+    job = make_job(dropout=0.0, epochs=10)
+    x, y = job.inputs(), job.labels
+
+    class Scripted(EarlyStoppingHooks):  # validation loss falls to epoch 3, then rises
+        values = iter([3.0, 2.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5])
+
+        def validation_value(self, model):
+            return next(self.values)
+
+    snapshots = {}
+    model = job.build()
+    history = train_classifier(model, x, y, job.recipe, seed=0, device=CPU, progress=False,
+                               hooks=Scripted(x[:10], y[:10], patience=2, epochs=10),
+                               on_epoch=lambda s: snapshots.__setitem__(
+                                   s.epoch, {k: v.clone() for k, v in s.model.items()}))
+    assert len(history) == 5 and history[-1]["early_stopping_epoch"] == 3
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[3][k]), k
+    assert any(not torch.equal(snapshots[5][k], snapshots[3][k]) for k in snapshots[3])  # it trained on
+    assert DEFENSES["early_stopping"]().info(job, history) == {"early_stopping_epoch": 3, "epochs_run": 5}
+
+
+def test_early_stopping_on_real_validation_restores_the_best_epoch_at_the_end():
+    from overconf.defenses.early_stopping import EarlyStoppingHooks
+    job = make_job(dropout=0.0, epochs=4)
+    x, y = job.inputs(), job.labels
+    hooks = EarlyStoppingHooks(x[:20], y[:20], patience=10, epochs=4)
+    model = job.build()
+    history = train_classifier(model, x, y, job.recipe, seed=0, device=CPU, progress=False, hooks=hooks)
+    assert len(history) == 4 and 1 <= history[-1]["early_stopping_epoch"] <= 4
+    with pytest.raises(ConfigError, match="patience"):
+        DEFENSES["early_stopping"](patience=0)
+    with pytest.raises(ConfigError, match="calibration"):
+        DEFENSES["early_stopping"]().hooks_for(job, (x[:0], y[:0]))
+
+
+# ---------------------------------------------------------------- regularisers as recipe keys
+@pytest.mark.parametrize("name,key", [("label_smoothing", "label_smoothing"), ("l2", "weight_decay"),
+                                      ("dropout", "dropout")])
+def test_recipe_defenses_are_the_recipe_override(name, key):
+    import dataclasses
+    from overconf.config import Component
+    from overconf.defenses.training import training_defense_info, with_training_defense
+    job = make_job(dropout=0.0)
+    defended = with_training_defense(job, Component(name, {"value": 0.1}))
+    override = dataclasses.replace(job, recipe=job.recipe.updated({key: 0.1}, "test"))
+    assert defended.key == override.key != job.key and getattr(defended.recipe, key) == 0.1
+    assert DEFENSES[name].kind == "training"
+    with pytest.raises(ConfigError, match="must be a number"):
+        DEFENSES[name](value="a lot")
+
+
+def test_list_defenses_shows_the_whole_suite():
+    from overconf.names import NAMES
+    assert set(NAMES["defense"]) == set(DEFENSES.names())
+    kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
+    assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
+                                                                "l2", "dropout"}
+
+
+def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_path):
+    from overconf.defenses.dp_sgd import DPSGDHooks
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+    import overconf.training.jobs as jobs
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
+    raw["recipe"] = {"epochs": 1, "lr": 0.003, "batch_size": 64}
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["reference"] = {"num_models": 4, "population": 50}
+    raw["settings"] = {"aware": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "aware"},
+                       "unaware": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "unaware"}}
+    seen, real = [], jobs.train_classifier
+    jobs.train_classifier = lambda *a, **kw: seen.append((kw["desc"], type(kw["hooks"]))) or real(*a, **kw)
+    try:
+        Study(config_from_dict(raw), tmp_path / "ref").run(report=False)
+    finally:
+        jobs.train_classifier = real
+    kinds = {}
+    for desc, cls in seen:
+        kinds.setdefault(desc.split()[0], set()).add(cls)
+    assert kinds["target"] == {DPSGDHooks}
+    assert kinds["shadow"] == {DPSGDHooks, TrainingHooks}  # aware: DP-SGD; unaware: plain
+    assert kinds["reference"] == {DPSGDHooks, TrainingHooks}
+    assert sum(1 for d, c in seen if d.startswith("reference") and c is DPSGDHooks) == 4
