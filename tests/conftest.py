@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
+import time
 
 import pytest
 import torch
@@ -61,3 +63,36 @@ def _one_thread():
     """Every test and fixture (module-scoped ones included) runs on one thread."""
     with one_thread():
         yield
+
+
+# ---------------------------------------------------------------- two runs sharing a cache
+def both(ask) -> list:
+    """Call ``ask()`` in two threads started together; their results."""
+    results, errors, start = [None, None], [], threading.Barrier(2)
+
+    def run(i):
+        try:
+            start.wait()
+            results[i] = ask()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    return results
+
+
+def slow_counting(monkeypatch, module, name) -> list:
+    real, calls = getattr(module, name), []
+
+    def slow(*args, **kw):
+        calls.append(1)
+        time.sleep(0.5)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, slow)
+    return calls

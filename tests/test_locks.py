@@ -1,46 +1,14 @@
 """Runs sharing a cache train each generator and each batched reference group once: the second
 waits on the entry's file lock and reuses the first one's result (two threads stand for two runs)."""
-import threading
-import time
 
 import pytest
 import torch
 
 from overconf.cache import Cache
 
+from conftest import both, slow_counting
+
 CPU = torch.device("cpu")
-
-
-def both(ask) -> list:
-    """Call ``ask()`` in two threads started together; their results."""
-    results, errors, start = [None, None], [], threading.Barrier(2)
-
-    def run(i):
-        try:
-            start.wait()
-            results[i] = ask()
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not errors, errors
-    return results
-
-
-def slow_counting(monkeypatch, module, name) -> list:
-    real, calls = getattr(module, name), []
-
-    def slow(*args, **kw):
-        calls.append(1)
-        time.sleep(0.5)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(module, name, slow)
-    return calls
 
 
 def test_a_generator_is_trained_once_for_two_runs(tmp_path, monkeypatch):

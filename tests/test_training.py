@@ -6,6 +6,8 @@ from overconf.config import Recipe
 from overconf.outputs import compute_outputs
 from overconf.training.jobs import ClassifierJob, load_or_train
 
+from conftest import both, slow_counting
+
 
 def make_job(seed=0, epochs=3, dropout=0.2) -> ClassifierJob:
     g = torch.Generator().manual_seed(0)
@@ -83,34 +85,10 @@ def test_training_loss_is_label_smoothed_cross_entropy(eps):
 
 def test_two_runs_sharing_a_cache_train_a_model_once(tmp_path, monkeypatch):
     """Two threads (as two runs would) ask for the same key: one trains, the other waits and loads."""
-    import threading
-    import time
-
     import overconf.training.jobs as trained
 
-    real, calls = trained.train_classifier, []
-
-    def slow_train(*args, **kw):
-        calls.append(1)
-        time.sleep(0.5)  # both threads are inside load_or_train while the first trains
-        return real(*args, **kw)
-
-    monkeypatch.setattr(trained, "train_classifier", slow_train)
-    results, errors, start = [None, None], [], threading.Barrier(2)
-
-    def ask(i):
-        try:
-            start.wait()
-            results[i] = load_or_train(make_job(), Cache(tmp_path), torch.device("cpu"), progress=False)
-        except BaseException as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    calls = slow_counting(monkeypatch, trained, "train_classifier")
+    results = both(lambda: load_or_train(make_job(), Cache(tmp_path), torch.device("cpu"), progress=False))
     assert len(calls) == 1
     for v, w in zip(results[0].model.state_dict().values(), results[1].model.state_dict().values()):
         assert torch.equal(v, w)
