@@ -203,7 +203,7 @@ def test_list_defenses_shows_the_whole_suite():
     assert set(NAMES["defense"]) == set(DEFENSES.names())
     kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
     assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
-                                                                "l2", "dropout"}
+                                                                "l2", "dropout", "adversarial_regularisation"}
 
 
 def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_path):
