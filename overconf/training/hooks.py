@@ -5,8 +5,10 @@ Both loops (:func:`~overconf.training.loop.train_classifier` and
 :func:`~overconf.training.batched.train_batched`) call the same hooks at the same points:
 
 - :meth:`TrainingHooks.batches`: the batches of one epoch, as index tensors, drawn from the model's
-  seeded batch generator (the batched loop asks once per model and stacks the step's batches, so
-  every step must give each model a batch of the same size);
+  seeded batch generator (the batched loop asks :meth:`TrainingHooks.group_batches`, by default
+  each model's batches stacked step by step, so every step must give each model a batch of the
+  same size, or pad with -1 rows, which the loop masks: batched DP-SGD's Poisson batches);
+- :meth:`TrainingHooks.prepare_model`: the model a job trains (DP-SGD: BatchNorm -> GroupNorm);
 - :meth:`TrainingHooks.loss`: the loss function ``loss(logits, labels, reduction="mean")``;
 - :meth:`TrainingHooks.gradient`: sets ``p.grad`` of every parameter for one step from the step's
   loss (and :class:`Batch`);
