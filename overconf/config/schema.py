@@ -13,11 +13,11 @@ from typing import Any
 from ..errors import ConfigError
 from .convert import build, check as _check, reject_unknown
 from .gan import GanConfig
-from .presets import recipe_preset
+from .presets import FastRecipeKeys, recipe_preset
 
 @dataclass
-class Recipe:
-    """How a classifier is trained; target and shadow of a setting share it."""
+class Recipe(FastRecipeKeys):
+    """How a classifier is trained; target and shadow of a setting share it (+ the fast-recipe keys)."""
 
     epochs: int = 20
     optimizer: str = "adam"
@@ -27,18 +27,6 @@ class Recipe:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     dropout: float = 0.0
-    nesterov: bool = False
-    """SGD with Nesterov momentum (the fast_cifar preset)"""
-    flip: bool = False
-    """augmentation: each training image mirrored with probability 1/2, drawn per batch"""
-    translate: int = 0
-    """augmentation: each training image shifted by up to this many pixels (dx, dy uniform)"""
-    ema: float = 0.0
-    """> 0: the model keeps an exponential moving average of its weights with this decay per step
-    and ends training with it (Polyak averaging, as airbench's lookahead / EMA)"""
-    triangular: float = 0.0
-    """> 0: triangular learning-rate schedule, from 0.2 lr up to lr over this fraction of training,
-    then linearly down to 0 (airbench); 0: constant lr"""
 
     def __post_init__(self):
         choices = {"optimizer": ("adam", "sgd")}
@@ -54,11 +42,7 @@ class Recipe:
         _check(0 <= self.label_smoothing < 1, "recipe.label_smoothing must be in [0, 1)")
         _check(0 <= self.dropout < 1, "recipe.dropout must be in [0, 1)")
         _check(self.weight_decay >= 0, "recipe.weight_decay must be >= 0")
-        _check(not self.nesterov or self.momentum > 0, "recipe.nesterov needs recipe.momentum > 0")
-        _check(self.translate >= 0, f"recipe.translate must be >= 0 (pixels), got {self.translate}")
-        _check(0 <= self.ema < 1, f"recipe.ema must be in [0, 1) (a decay per step), got {self.ema}")
-        _check(0 <= self.triangular < 1, f"recipe.triangular must be in [0, 1) (the warm-up fraction), "
-                                         f"got {self.triangular}")
+        self.check_fast_keys()
 
     def updated(self, overrides: dict[str, Any], where: str) -> "Recipe":
         base = dataclasses.asdict(self)
@@ -298,8 +282,8 @@ class StudyConfig:
     progress: bool = True
 
     def recipe_for(self, model: ModelSpec, setting: Setting) -> Recipe:
-        recipe = self.recipe.updated(recipe_preset(model.arch), f"the {model.arch} recipe preset")
-        recipe = recipe.updated(model.recipe, f"models[{model.arch}].recipe")
+        recipe = self.recipe.updated(recipe_preset(model.arch), f"the {model.arch} preset").updated(
+            model.recipe, f"models[{model.arch}].recipe")
         return recipe.updated(setting.recipe, f"settings.{setting.name}.recipe")
 
     def to_dict(self) -> dict[str, Any]:
