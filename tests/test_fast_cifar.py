@@ -147,12 +147,15 @@ def test_weight_average_and_schedule_follow_their_formulas():
     avg = WeightAverage(m, 0.9)
     w0 = m.weight.detach().clone()
     expected = w0.clone()
-    for step in range(5):
+    for step in range(1, 101):
         with torch.no_grad():
-            m.weight.add_(step + 1.0)
+            m.weight.add_(step / 10)
         avg.update(m)
-        expected = 0.9 * expected + 0.1 * m.weight.detach()
+        d = min(0.9, step / (step + 9))  # warm-up: 0.1 at step 1, 0.9 from step 81
+        expected = d * expected + (1 - d) * m.weight.detach()
+    assert avg.decay_at(1) == pytest.approx(0.1) and avg.decay_at(1000) == 0.9
     assert torch.allclose(avg.state["weight"], expected)
+    assert avg.saved()["__steps__"] == 100
     avg.apply(m)
     assert torch.allclose(m.weight, expected)
     r = Recipe(triangular=0.25)

@@ -40,27 +40,39 @@ def set_lr(optimizer: torch.optim.Optimizer, recipe: Recipe, progress: float) ->
 
 
 class WeightAverage:
-    """EMA of a model's floating-point state (parameters and BatchNorm statistics):
-    ``avg <- decay * avg + (1 - decay) * current`` after every step (Polyak & Juditsky 1992; airbench's
-    lookahead averages the same way); integer buffers are copied. :meth:`apply` loads the average
-    into the model at the end of training."""
+    """EMA of a model's floating-point state (parameters and BatchNorm statistics, as airbench's
+    lookahead state): after step t (1, 2, ...) ``avg <- d_t avg + (1 - d_t) current`` with the warm-up
+    ``d_t = min(decay, t / (t + 9))`` (TensorFlow's ExponentialMovingAverage with ``num_updates``), so the
+    average forgets the initial weights within the first steps instead of keeping decay^t of them;
+    integer buffers are copied. :meth:`apply` loads the average into the model at the end."""
+
+    STEPS = "__steps__"
 
     def __init__(self, model: nn.Module, decay: float, state: dict[str, torch.Tensor] | None = None):
         self.decay = decay
         current = model.state_dict()
+        self.steps = int(state[self.STEPS]) if state is not None else 0
         self.state = {k: (state[k].to(v.device) if state is not None else v.detach().clone())
                       for k, v in current.items()}
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, step / (step + 9))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        d = self.decay_at(self.steps)
         current = model.state_dict()
         floats = [k for k, v in self.state.items() if v.is_floating_point()]
         if floats:
-            torch._foreach_lerp_([self.state[k] for k in floats], [current[k].detach() for k in floats],
-                                 1 - self.decay)
+            torch._foreach_lerp_([self.state[k] for k in floats], [current[k].detach() for k in floats], 1 - d)
         for k, v in self.state.items():
             if not v.is_floating_point():
                 v.copy_(current[k])
+
+    def saved(self) -> dict[str, torch.Tensor]:
+        """The state for a resumable :class:`~overconf.training.loop.TrainState`, on the CPU."""
+        return {**{k: v.cpu() for k, v in self.state.items()}, self.STEPS: torch.tensor(self.steps)}
 
     def apply(self, model: nn.Module) -> None:
         model.load_state_dict(self.state)

@@ -112,7 +112,7 @@ def train_classifier(
             bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}")
             state = TrainState(epoch + 1, model.state_dict(), optimizer.state_dict(), batches.get_state(),
                                get_global_rng(device), list(history),
-                               {k: v.cpu() for k, v in average.state.items()} if average is not None else None)
+                               average.saved() if average is not None else None)
             if on_epoch is not None:
                 on_epoch(state)
             if hooks.stop(state):
