@@ -194,3 +194,16 @@ def test_the_preset_applies_to_fast_cifar_models_and_reference_models():
     from overconf.config.schema import ModelSpec
     fc = cfg.recipe_for(ModelSpec("fast_cifar", recipe={"epochs": 3}), setting)
     assert fc.epochs == 3 and fc.lr == 1.5 and fc.nesterov
+
+
+def test_result_columns_show_the_preset_keys_with_each_models_value():
+    from overconf.results import study_columns
+    from overconf.validation import load_config
+
+    cfg = load_config("experiments/tiny.yaml", ["models=[salem_cnn, {arch: fast_cifar, params: {widths: [8, 16, 16]}}]"])
+    cols = study_columns(cfg)
+    by_arch = {c["arch"]: c for c in cols.values()}
+    assert by_arch["fast_cifar"]["recipe.nesterov"] is True and by_arch["salem_cnn"]["recipe.nesterov"] is False
+    assert by_arch["fast_cifar"]["recipe.lr"] == 1.5 and by_arch["salem_cnn"]["recipe.lr"] == 0.003
+    plain = study_columns(load_config("experiments/tiny.yaml", []))  # without fast_cifar: columns as before
+    assert not any(k.startswith("recipe.") for c in plain.values() for k in c)
