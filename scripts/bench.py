@@ -209,7 +209,7 @@ def bench_fast_cifar(args, device) -> dict:
     train_classifier(build(0), x[:4096], y[:4096], dataclasses.replace(recipe, epochs=1), seed=0,
                      device=device, progress=False)  # warm-up (cuDNN autotuning)
     seconds, accs = [], []
-    for j in range(args.fc_models or (4 if cuda else 1)):
+    for j in range(args.fc_models or (3 if cuda else 1)):
         m = build(j)
         seconds.append(timed(lambda: train_classifier(m, x, y, recipe, seed=j, device=device, progress=False), device))
         logits, _ = compute_outputs(m, xt, device, batch_size=2048)
@@ -355,7 +355,7 @@ def main(argv=None) -> int:
     p.add_argument("--stream-samples", type=int,
                    help="fakes per gan_stream run (default: 1000000 on CUDA, 4096 on CPU)")
     p.add_argument("--stream-batch", type=int, help="gan_stream batch (default: 8192 on CUDA, 512 on CPU)")
-    p.add_argument("--fc-models", type=int, help="fast_cifar: models timed (default: 4 on CUDA, 1 on CPU)")
+    p.add_argument("--fc-models", type=int, help="fast_cifar: models timed (default: 3 on CUDA, 1 on CPU)")
     p.add_argument("--fc-n", type=int, help="fast_cifar: synthetic training images (default: 50000 on CUDA, 1024 on CPU)")
     p.add_argument("--cifar-root", help="fast_cifar: a torchvision root holding CIFAR-10 (else synthetic data)")
     p.add_argument("--data-root", help="cached_rerun: data.root for experiments/tiny.yaml (Fashion-MNIST's 4 .gz files)")

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_ORDER = ["train", "score", "reference_batched", "gan_stream", "fast_cifar", "reference_outputs", "cached_rerun"]
 CPU_SIZES = ["--n", "256", "--batch", "64", "--epochs", "1", "--ref-models", "4", "--ref-n", "128",
              "--stream-samples", "2048", "--stream-batch", "512", "--fc-models", "1", "--fc-n", "512"]
-CAPS = {"tests": 150, "study": 90, "train": 60, "score": 45, "reference_batched": 90, "gan_stream": 90,
+CAPS = {"tests": 150, "study": 90, "train": 60, "score": 45, "reference_batched": 90, "gan_stream": 150,
         "fast_cifar": 150, "reference_outputs": 45, "cached_rerun": 90}
 """seconds per step at most (the budget may cut a step shorter)"""
 GOALS = [  # (benchmark, figure, comparison, goal, what)
@@ -82,14 +82,14 @@ def check_goals(benches: dict, cpu: bool) -> list[dict]:
         r = benches.get(bench, {}).get("result", {})
         value = r.get(figure)
         row = {"benchmark": bench, "figure": figure, "goal": f"{op} {goal}", "what": what, "value": value}
-        if value is None:
+        if value is None or cpu:
             row["met"] = None
         elif bench == "fast_cifar" and figure == "test_accuracy" and r.get("data") != "cifar10":
             row["met"], row["note"] = None, "synthetic data (no CIFAR-10 root): accuracy not comparable"
         else:
             row["met"] = value >= goal if op == ">=" else value < goal
         if cpu:
-            row["note"] = "CPU dry run at tiny sizes: not the GPU goal's setting"
+            row["note"] = "CPU dry run at tiny sizes: not judged"
         out.append(row)
     return out
 
