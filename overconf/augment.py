@@ -103,10 +103,10 @@ def random_flip_translate(x: torch.Tensor, flip: bool, translate: int, generator
     shifts = torch.randint(-t, t + 1, (2, b), generator=generator, device=x.device)
     h, w = x.shape[-2:]
     padded = F.pad(x, (t, t, t, t), mode="reflect")
-    out = torch.empty_like(x)
-    for dx in range(-t, t + 1):  # (2t + 1)^2 crops, each a slice of the padded batch
-        for dy in range(-t, t + 1):
-            sel = ((shifts[0] == dx) & (shifts[1] == dy)).nonzero().squeeze(1)
-            if len(sel):
-                out[sel] = padded[sel, :, t - dy: t - dy + h, t - dx: t - dx + w]
-    return out
+    rows = torch.arange(h, device=x.device) + t - shifts[1][:, None]  # [B, H]: row r of the output
+    cols = torch.arange(w, device=x.device) + t - shifts[0][:, None]  # [B, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # one gather, no host sync
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return out.permute(0, 3, 1, 2).contiguous(  # the input's layout (channels_last on CUDA)
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -207,3 +207,11 @@ def test_result_columns_show_the_preset_keys_with_each_models_value():
     assert by_arch["fast_cifar"]["recipe.lr"] == 1.5 and by_arch["salem_cnn"]["recipe.lr"] == 0.003
     plain = study_columns(load_config("experiments/tiny.yaml", []))  # without fast_cifar: columns as before
     assert not any(k.startswith("recipe.") for c in plain.values() for k in c)
+
+
+def test_augmentation_keeps_the_layout():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 8, 8)
+    assert random_flip_translate(x, True, 2, g).is_contiguous()
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert random_flip_translate(cl, True, 2, g).is_contiguous(memory_format=torch.channels_last)
