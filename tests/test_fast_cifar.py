@@ -215,3 +215,26 @@ def test_augmentation_keeps_the_layout():
     assert random_flip_translate(x, True, 2, g).is_contiguous()
     cl = x.contiguous(memory_format=torch.channels_last)
     assert random_flip_translate(cl, True, 2, g).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_study_with_fast_cifar_reference_models(tiny_raw, tmp_path):
+    """``reference.arch: fast_cifar`` end to end: the reference set uses fast_cifar with its preset
+    (under ``reference.recipe``), trains sequentially and LiRA gets its rows."""
+    from overconf.reference import manager
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["data"] = dict(raw["data"], eval_size=100, fit_size=100)
+    raw["recipe"] = dict(raw["recipe"], epochs=1)
+    raw["reference"] = {"num_models": 4, "population": 50, "arch": "fast_cifar", "params": {"widths": [8, 16, 16]},
+                        "recipe": {"epochs": 1, "batch_size": 64, "lr": 0.2}}
+    study = Study(config_from_dict(raw), tmp_path / "run")
+    result = study.run(report=False)
+    (rs,) = manager._SETS[study.context].values()
+    assert rs.arch == "fast_cifar" and rs.mode == "sequential"
+    assert (rs.recipe.optimizer, rs.recipe.nesterov, rs.recipe.ema, rs.recipe.epochs, rs.recipe.lr) == ("sgd", True, 0.98, 1, 0.2)
+    assert study.cfg.recipe_for(study.cfg.models[0], study.cfg.settings[0]).optimizer == raw["recipe"].get("optimizer", "adam")
+    got = {r["metric"]: r["value"] for r in result.rows if r["attack"] == "lira_online" and r["source"] == "test"}
+    assert 0 <= got["fpr"] <= 1 and 0 <= got["auroc"] <= 1
