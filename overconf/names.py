@@ -19,8 +19,8 @@ NAMES: dict[str, tuple[str, ...]] = {
                "local_variation", "loss", "max_score", "modified_entropy", "rmia", "salem", "scaled_logit",
                "shokri", "true_class_confidence"),
     "calibration": ("llla", "none", "temperature"),
-    "defense": ("dp_sgd", "dropout", "early_stopping", "l2", "label_only", "label_smoothing", "logit_reweighting",
-                "memguard", "none", "rounding", "top_k"),
+    "defense": ("adversarial_regularisation", "dp_sgd", "dropout", "early_stopping", "l2", "label_only",
+                "label_smoothing", "logit_reweighting", "memguard", "none", "rounding", "top_k"),
     "gan": ("dcgan",),
 }
 """registry family (``Registry.family``) -> registered names"""

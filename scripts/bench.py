@@ -10,7 +10,10 @@ Each benchmark measures both sides in one run and prints their ratio, with the m
 Goals (on a GPU): training and scoring >= 0.9 of the bare loop for ResNet-18 at batch 512, bf16;
 streaming GAN fakes (gan_stream): 1e6 fakes generated and scored by a ResNet-18 in under 30 s;
 reference models (K = 32 SalemCNNs) trained batched >= 4x the models x images / s of training them
-one after another (``reference_batched``; there "bare" is the sequential loop); fast_cifar (absolute):
+one after another (``reference_batched``; there "bare" is the sequential loop); DP-SGD's training
+throughput against non-private training of the same model (``dp_sgd``, a ratio: DP's cost) and
+batched against sequential DP-SGD for K reference models (``dp_sgd_batched``); MemGuard's
+release queries/s, batched against one query at a time (``memguard``); fast_cifar (absolute):
 256 reference models at >= 93% CIFAR-10 test accuracy in under 20 minutes; a fully cached
 rerun of experiments/tiny.yaml (``cached_rerun``, absolute wall time): under 10 s on 2 CPU cores.
 """
@@ -283,6 +286,79 @@ def bench_reference_outputs(args, device) -> dict:
     return compare(sequential, batched, args.ref_models * args.ref_n, device, args.repeats, "models x images/s")
 
 
+@bench("dp_sgd")
+def bench_dp_sgd(args, device) -> dict:
+    """DP-SGD training images/s against non-private training of the same model (its GroupNorm
+    version when it has BatchNorm, for both), same data and recipe: train_classifier with
+    DPSGDHooks (sigma 1, C 1, Poisson batches) vs without ("bare" = non-private; ratio = the
+    slowdown of DP)."""
+    from overconf.defenses.dp_sgd import DPSGDHooks
+
+    x, y = synthetic(args, device)
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch, lr=1e-3, dropout=0.0)
+    hooks = DPSGDHooks(1.0, 1.0, replace_batchnorm=True)
+
+    def plain():
+        train_classifier(hooks.prepare_model(model_for(args, device)), x, y, recipe, seed=0, device=device,
+                         progress=False)
+
+    def private():
+        train_classifier(hooks.prepare_model(model_for(args, device)), x, y, recipe, seed=0, device=device,
+                         progress=False, hooks=hooks)
+
+    return compare(plain, private, args.n * args.epochs, device, args.repeats, "images/s")
+
+
+@bench("dp_sgd_batched")
+def bench_dp_sgd_batched(args, device) -> dict:
+    """Reference models under DP-SGD, models x images / s: K SalemCNNs trained at once with
+    batched DP-SGD (train_batched + DPSGDHooks: vmap over models and samples, padded Poisson
+    batches) vs the same K trained one after another with DP-SGD ("bare")."""
+    from overconf.defenses.dp_sgd import DPSGDHooks
+    from overconf.training.batched import train_batched
+
+    x, y, keep, build = reference_models(args, device)
+    recipe = Recipe(epochs=1, batch_size=args.ref_batch, lr=1e-3, dropout=0.0)
+    seeds = list(range(args.ref_models))
+
+    def sequential():
+        for j, model in enumerate(build()):
+            train_classifier(model, x[keep[:, j]], y[keep[:, j]], recipe, seed=j, device=device, progress=False,
+                             hooks=DPSGDHooks(1.0, 1.0))
+
+    def batched():
+        train_batched(build(), x, y, keep, recipe, seeds=seeds, dropout_seed=0, device=device, progress=False,
+                      hooks=DPSGDHooks(1.0, 1.0))
+
+    return compare(sequential, batched, args.ref_models * (args.ref_n // 2), device, args.repeats,
+                   "models x images/s")
+
+
+@bench("memguard")
+def bench_memguard(args, device) -> dict:
+    """MemGuard release, queries/s: the batched release (phase I on all queries at once, then
+    phase II) of ``--queries`` outputs of a trained tiny SalemCNN, against releasing 64 of them
+    one query at a time ("bare")."""
+    from overconf.defenses.base import DefenseContext
+    from overconf.defenses.memguard import MemGuard
+
+    g = torch.Generator().manual_seed(0)
+    n = max(args.queries, 512)
+    x, y = torch.randn(2 * n, 3, 32, 32, generator=g), torch.randint(0, 10, (2 * n,), generator=g)
+    model = build_model("salem_cnn", in_channels=3, num_classes=10, image_size=32)
+    train_classifier(model, x[:n], y[:n], Recipe(epochs=args.epochs, batch_size=64, lr=1e-3), seed=0,
+                     device=device, progress=False)
+    log_probs = torch.log_softmax(compute_outputs(model.eval(), x, device, batch_size=512)[0].double(), 1).cpu()
+    mg = MemGuard(budget=0.5).fit(DefenseContext(log_probs[:256], y[:256], log_probs[n: n + 256],
+                                                 y[n: n + 256], 0))
+    queries = log_probs[n: n + args.queries]
+    one_by_one = queries[:64]
+    t_batched = min(timed(lambda: mg.release(queries), device) for _ in range(args.repeats))
+    t_single = min(timed(lambda: [mg.release(q[None]) for q in one_by_one], device) for _ in range(args.repeats))
+    b, o = len(one_by_one) / t_single, len(queries) / t_batched
+    return {"bare": b, "overconf": o, "ratio": o / b, "unit": "queries/s"}
+
+
 CACHED_RERUN = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -352,6 +428,7 @@ def main(argv=None) -> int:
                                              "trains on half (default: 25600 on CUDA, 256 on CPU)")
     p.add_argument("--ref-batch", type=int, default=64, help="reference benchmarks: batch per model (64)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--queries", type=int, default=4096, help="memguard: queries released (default 4096)")
     p.add_argument("--stream-samples", type=int,
                    help="fakes per gan_stream run (default: 1000000 on CUDA, 4096 on CPU)")
     p.add_argument("--stream-batch", type=int, help="gan_stream batch (default: 8192 on CUDA, 512 on CPU)")

@@ -203,7 +203,7 @@ def test_list_defenses_shows_the_whole_suite():
     assert set(NAMES["defense"]) == set(DEFENSES.names())
     kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
     assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
-                                                                "l2", "dropout"}
+                                                                "l2", "dropout", "adversarial_regularisation"}
 
 
 def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_path):
@@ -232,3 +232,146 @@ def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_p
     assert kinds["shadow"] == {DPSGDHooks, TrainingHooks}  # aware: DP-SGD; unaware: plain
     assert kinds["reference"] == {DPSGDHooks, TrainingHooks}
     assert sum(1 for d, c in seen if d.startswith("reference") and c is DPSGDHooks) == 4
+
+
+# ---------------------------------------------------------------- batched DP-SGD (torch.func, G models at once)
+def stacked(models):
+    from torch.func import stack_module_state
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    return base, params, buffers
+
+
+def test_batched_zero_noise_update_of_each_model_equals_opacus():
+    """Three models, Poisson-like batches of 10, 7 and 4 rows padded to 10: each model's gradient is
+    opacus' clipped update (GradSampleModule + DPOptimizer, noise 0) on its own real rows."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    job = make_job(dropout=0.0)
+    models = [make_job(seed=s, dropout=0.0).build().train() for s in range(3)]
+    base, params, buffers = stacked(models)
+    x, y = job.inputs(), job.labels
+    sizes, clip, expected = [10, 7, 4], 0.05, 8.0
+    idx = torch.full((3, 10), -1)
+    for j, s in enumerate(sizes):
+        idx[j, :s] = torch.arange(s) * 3 + j
+    valid = idx >= 0
+    rows = idx.clamp(min=0)
+    hooks = DPSGDHooks(0.0, clip)
+    loss_fn = hooks.loss(job.recipe)
+    hooks.expected_batch_size = expected
+    plist = list(params.values())
+    hooks.gradient(None, plist, Batch(x[rows], y[rows], rows, mask=valid, functional=(base, params, buffers)))
+    for j, model in enumerate(models):
+        xj, yj = x[idx[j, : sizes[j]]], y[idx[j, : sizes[j]]]
+        m = GradSampleModule(copy.deepcopy(model))
+        opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
+                          expected_batch_size=int(expected), loss_reduction="mean")
+        opt.zero_grad()
+        loss_fn(m(xj), yj).backward()
+        before = [p.detach().clone() for p in m.parameters()]
+        opt.step()
+        for (name, p), b, a in zip(params.items(), before, m.parameters()):
+            torch.testing.assert_close(p.grad[j], b - a.detach(), rtol=1e-4, atol=1e-6, msg=f"model {j} {name}")
+
+
+def batched_dp(sigma, seeds, epochs=2):
+    from overconf.training.batched import train_batched
+    job = make_job(dropout=0.0, epochs=epochs)
+    keep = torch.zeros(len(job.labels), len(seeds), dtype=torch.bool)
+    keep[:64] = True
+    models = [make_job(seed=s, dropout=0.0).build() for s in seeds]
+    sds, hist = train_batched(models, job.inputs(), job.labels, keep, job.recipe, seeds=seeds, dropout_seed=0,
+                              device=CPU, progress=False, hooks=DPSGDHooks(sigma, 1.0))
+    return job, keep, sds, hist
+
+
+def test_batched_dp_is_reproducible_per_model_noise_and_matches_sequential_dp():
+    job, keep, a, hist = batched_dp(1.0, [0, 1])
+    _, _, b, _ = batched_dp(1.0, [0, 1])
+    _, _, c, _ = batched_dp(1.0, [0, 0])
+    for k in a[0]:
+        assert torch.equal(a[0][k], b[0][k]) and torch.equal(a[1][k], b[1][k])  # reproducible
+    assert any(not torch.equal(a[1][k], c[1][k]) for k in a[1])  # model 1's own seeded batches and noise
+    assert all(torch.equal(c[0][k], c[1][k]) for k in c[0])  # same seed, same model: noise is per model
+    _, _, z, _ = batched_dp(0.0, [0, 1])
+    assert any(not torch.equal(a[0][k], z[0][k]) for k in a[0])  # the noise acts
+    assert len(hist[0]) == 2
+    # model j batched = sequential DP-SGD of the same seed (same Poisson masks and noise order)
+    model = make_job(seed=1, dropout=0.0).build()
+    train_classifier(model, job.inputs()[keep[:, 1]], job.labels[keep[:, 1]], job.recipe, seed=1, device=CPU,
+                     progress=False, hooks=DPSGDHooks(1.0, 1.0))
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(a[1][k], v, rtol=1e-3, atol=1e-4, msg=k)
+
+
+def test_batched_steps_and_epsilon_are_the_accountants():
+    from opacus.accountants import RDPAccountant
+    hooks = DPSGDHooks(1.0, 1.0)
+    gens = [torch.Generator().manual_seed(s) for s in range(3)]
+    steps = hooks.group_batches(64, 16, gens, CPU)
+    assert len(steps) == 64 // 16 and all(s.shape[0] == 3 for s in steps)
+    assert hooks.expected_batch_size == 16.0
+    acc = RDPAccountant()
+    for _ in range(3 * len(steps)):  # 3 epochs
+        acc.step(noise_multiplier=1.0, sample_rate=16 / 64)
+    d = DEFENSES["dp_sgd"](noise_multiplier=1.0, delta=1e-3)
+    assert d.describe(64, 16, 3)["epsilon"] == pytest.approx(acc.get_epsilon(delta=1e-3), rel=1e-6)
+
+
+def test_dp_key_records_the_groupnorm_swap_only_for_batchnorm_architectures():
+    import dataclasses
+    job = make_job()
+    d = DEFENSES["dp_sgd"](noise_multiplier=1.0)
+    hooks = d.hooks_for(job)  # salem_cnn: no BatchNorm, the DP key is as before
+    assert hooks.describe() == {"kind": "dp_sgd", "noise_multiplier": 1.0, "max_grad_norm": 1.0, "sampling": "poisson"}
+    assert not hooks.replace_batchnorm and hooks.prepare_model(job.build()) is not None
+    bn = dataclasses.replace(job, arch="small_resnet", params={"width": 4})
+    bn_hooks = d.hooks_for(bn)
+    assert bn_hooks.describe()["batchnorm"] == "groupnorm"
+    model = dataclasses.replace(bn, hooks=bn_hooks).build()
+    kinds = {type(m) for m in model.modules()}
+    assert torch.nn.GroupNorm in kinds and not any(issubclass(k, torch.nn.modules.batchnorm._BatchNorm) for k in kinds)
+    assert d.info(dataclasses.replace(bn, hooks=bn_hooks), [{}])["dp_batchnorm_replaced"] == 1.0
+    assert d.info(dataclasses.replace(job, hooks=hooks), [{}])["dp_batchnorm_replaced"] == 0.0
+
+
+def test_small_resnet_trains_under_dp_as_groupnorm_in_a_study_and_the_summary_says_so(tiny_raw, tmp_path):
+    from overconf.report.summary import summary_markdown
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)  # small_resnet (BatchNorm)
+    raw["recipe"] = {"epochs": 1, "lr": 0.003, "batch_size": 64}
+    raw["sources"], raw["attacks"] = ["test"], ["loss"]
+    raw["settings"] = {"baseline": {}, "dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}}}
+    cfg = config_from_dict(raw)
+    result = Study(cfg, tmp_path / "bn").run(report=False)
+    rows = {(r["setting"], r["metric"]): r["value"] for r in result.rows if r["source"] == "defense"}
+    assert rows[("dp", "dp_batchnorm_replaced")] == 1.0 and rows[("dp", "shadow_dp_batchnorm_replaced")] == 1.0
+    cells = {c.setting: c for c in result.cells}
+    kinds = {type(m) for m in cells["dp"].target.model.modules()}
+    assert torch.nn.GroupNorm in kinds and torch.nn.BatchNorm2d not in kinds
+    assert torch.nn.BatchNorm2d in {type(m) for m in cells["baseline"].target.model.modules()}
+    text = summary_markdown(result.rows, cfg, result)
+    assert text.count("replaced by GroupNorm") == 1
+
+
+def test_reference_models_of_a_dp_setting_train_batched(tiny_raw, tmp_path):
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+    import overconf.reference.manager as manager
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
+    raw["recipe"] = {"epochs": 1, "lr": 0.003, "batch_size": 64}
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["reference"] = {"num_models": 4, "population": 50, "mode": "batched"}
+    raw["settings"] = {"aware": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "aware"}}
+    seen, real = [], manager.train_batched
+    manager.train_batched = lambda models, *a, **kw: seen.append((len(models), type(kw["hooks"]))) or real(models, *a, **kw)
+    try:
+        Study(config_from_dict(raw), tmp_path / "ref").run(report=False)
+    finally:
+        manager.train_batched = real
+    assert sum(n for n, cls in seen if cls is DPSGDHooks) == 4

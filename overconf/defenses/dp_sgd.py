@@ -9,8 +9,23 @@ N(0, (sigma C)^2 I), divided by the expected batch size q n (as opacus' DPOptimi
 ``delta`` (default 1/n) by opacus' ``get_noise_multiplier`` (accountant ``rdp`` or ``prv``). The
 epsilon reached over the steps taken is opacus' accountant for (sigma, q, steps) at ``delta``.
 
-BatchNorm mixes samples of a batch (no per-sample gradient): such models are refused. Only the
-single-model loop (``Batch.model``) is supported.
+Opacus-equivalent, not opacus' ``PrivacyEngine``: the loop is ours (one trainer for every defense,
+and a stacked torch.func ensemble that opacus cannot wrap), but the update is opacus' (tested
+equal to ``GradSampleModule`` + ``DPOptimizer`` with noise 0), the noise calibration is opacus'
+``get_noise_multiplier`` and the epsilon is opacus' accountant.
+
+BatchNorm mixes the samples of a batch (no per-sample gradient): as the issue asks, a DP job
+trains the model made DP-compatible by opacus' ``ModuleValidator.fix`` (each BatchNorm becomes a
+GroupNorm); its key records the swap (only DP jobs of such architectures), the row
+``dp_batchnorm_replaced`` says 1. A fair non-private baseline would use the same GroupNorm model.
+
+Both loops: the single-model loop (``Batch.model``) and the batched one (``Batch.functional``,
+:meth:`DPSGDHooks.group_batches`): per model its own Poisson batches (the same masks its
+sequential training draws), padded with masked rows to the step's largest batch (a padding row's
+clipping factor is 0, so it adds nothing), per-sample gradients by ``vmap`` over the models and
+the samples, per-model clipping, per-model noise from a generator seeded by that model's batch
+generator, division by the expected batch size q n. The sequential loop skips empty Poisson batches
+(the accountant still counts them); the batched loop takes them (a noise-only step, as opacus).
 """
 from __future__ import annotations
 
@@ -52,6 +67,16 @@ def epsilon_reached(noise_multiplier: float, q: float, steps: int, delta: float,
     return float(acc.get_epsilon(delta=delta))
 
 
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def fix_batchnorm(model: nn.Module) -> nn.Module:
+    """opacus' ``ModuleValidator.fix``: every BatchNorm replaced by a GroupNorm (deterministic init)."""
+    from opacus.validators import ModuleValidator
+    return ModuleValidator.fix(model)
+
+
 def check_no_batchnorm(model: nn.Module) -> None:
     bn = [name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if bn:
@@ -63,14 +88,42 @@ def check_no_batchnorm(model: nn.Module) -> None:
 class DPSGDHooks(TrainingHooks):
     """Poisson batches and clipped, noised per-sample gradients (see the module docstring)."""
 
-    batched = False
-    """the batched loop has no per-model functional call: reference models train sequentially"""
+    batched = True
+    """both loops: reference models of a DP setting train batched when reference.mode is batched"""
 
-    def __init__(self, noise_multiplier: float, max_grad_norm: float):
+    def __init__(self, noise_multiplier: float, max_grad_norm: float, replace_batchnorm: bool = False):
         self.noise_multiplier, self.max_grad_norm = float(noise_multiplier), float(max_grad_norm)
+        self.replace_batchnorm = bool(replace_batchnorm)
         self.expected_batch_size: float | None = None
         self._noise: torch.Generator | None = None
+        self._noises: list[torch.Generator] = []
         self._loss_fn = None
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """BatchNorm -> GroupNorm (opacus' ``ModuleValidator.fix``) when the job's architecture has it."""
+        return fix_batchnorm(model) if self.replace_batchnorm and has_batchnorm(model) else model
+
+    @staticmethod
+    def _seeded(generator: torch.Generator, device) -> torch.Generator:
+        noise = torch.Generator(device=device)
+        noise.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=device)))
+        return noise
+
+    def group_batches(self, n, batch_size, generators, device):
+        """Batched loop: per model the Poisson masks its sequential training draws (empty batches
+        kept), padded with -1 to each step's largest batch (at least one row)."""
+        q = sample_rate(n, batch_size)
+        self.expected_batch_size = q * n
+        self._noises = [self._seeded(g, device) for g in generators]
+        steps = []
+        for _ in range(steps_per_epoch(n, batch_size)):
+            picked = [(torch.rand(n, generator=g, device=device) < q).nonzero().squeeze(1) for g in generators]
+            width = max(1, max(len(p) for p in picked))
+            out = torch.full((len(generators), width), -1, dtype=torch.long, device=device)
+            for j, p in enumerate(picked):
+                out[j, : len(p)] = p
+            steps.append(out)
+        return steps
 
     def batches(self, n, batch_size, generator, device):
         """Poisson sampling: n // batch_size batches, each point in each with probability
@@ -79,8 +132,7 @@ class DPSGDHooks(TrainingHooks):
         reproducible per model, survives a resume and one hooks object can serve many models."""
         q = sample_rate(n, batch_size)
         self.expected_batch_size = q * n
-        self._noise = torch.Generator(device=device)
-        self._noise.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=device)))
+        self._noise = self._seeded(generator, device)
         out = []
         for _ in range(steps_per_epoch(n, batch_size)):
             idx = (torch.rand(n, generator=generator, device=device) < q).nonzero().squeeze(1)
@@ -106,9 +158,40 @@ class DPSGDHooks(TrainingHooks):
         factor = (self.max_grad_norm / (flat + 1e-6)).clamp(max=1.0)
         return {k: torch.einsum("i,i...->...", factor, g) for k, g in grads.items()}
 
+    def group_gradient(self, params: list[torch.Tensor], batch: Batch) -> None:
+        """Batched loop: per-model, per-sample clipped gradients of G stacked models, summed over the
+        real rows (``batch.mask``), plus per-model noise, over the expected batch size."""
+        from torch.func import functional_call, grad, vmap
+        module, stacked, buffers = batch.functional
+        loss_fn = self._loss_fn
+
+        def one(p, b, xi, yi):
+            return loss_fn(functional_call(module, (p, b), (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+        per_sample = vmap(grad(one), in_dims=(None, None, 0, 0), randomness="different")
+        grads = vmap(per_sample, in_dims=(0, 0, 0, 0), randomness="different")(
+            {k: v.detach() for k, v in stacked.items()}, buffers, batch.x, batch.y)  # {name: [G, B, ...]}
+        g, b = batch.y.shape
+        norms = torch.stack([v.reshape(g, b, -1).norm(dim=2) for v in grads.values()], 2).norm(dim=2)  # [G, B]
+        factor = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        if batch.mask is not None:
+            factor = factor * batch.mask
+        summed = {k: torch.einsum("gb,gb...->g...", factor, v) for k, v in grads.items()}
+        if self.noise_multiplier > 0:  # model j draws its noise in the sequential loop's order
+            noise = {k: [] for k in summed}
+            for j, gen in enumerate(self._noises):
+                for k, v in summed.items():
+                    noise[k].append(torch.randn(v.shape[1:], generator=gen, device=v.device, dtype=v.dtype))
+            summed = {k: v + self.noise_multiplier * self.max_grad_norm * torch.stack(noise[k]) for k, v in summed.items()}
+        by_id = {id(v): k for k, v in stacked.items()}
+        for p in params:
+            p.grad = (summed[by_id[id(p)]] / self.expected_batch_size).to(p.dtype)
+
     def gradient(self, loss: torch.Tensor, params: list[torch.Tensor], batch: Batch) -> None:
+        if batch.model is None and batch.functional is not None:
+            return self.group_gradient(params, batch)
         if batch.model is None:
-            raise NotImplementedError("dp_sgd needs the single-model training loop (Batch.model)")
+            raise NotImplementedError("dp_sgd needs Batch.model (single loop) or Batch.functional (batched loop)")
         model = batch.model
         check_no_batchnorm(model)
         if self._noise is None:  # gradient() called outside a training loop
@@ -131,8 +214,11 @@ class DPSGDHooks(TrainingHooks):
         return self._loss_fn
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "dp_sgd", "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
-                "sampling": "poisson"}
+        out = {"kind": "dp_sgd", "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
+               "sampling": "poisson"}
+        if self.replace_batchnorm:  # only for architectures with BatchNorm: other DP keys stay as they were
+            out["batchnorm"] = "groupnorm"
+        return out
 
 
 @DEFENSES.register("dp_sgd")
@@ -169,17 +255,21 @@ class DPSGD(Defense):
                                      steps=epochs * steps_per_epoch(n, batch_size), accountant=self.accountant)
         return float(sigma), delta
 
-    def hooks(self, n: int, batch_size: int, epochs: int) -> DPSGDHooks:
+    def hooks(self, n: int, batch_size: int, epochs: int, replace_batchnorm: bool = False) -> DPSGDHooks:
         sigma, _ = self.resolved(n, batch_size, epochs)
-        return DPSGDHooks(sigma, self.max_grad_norm)
+        return DPSGDHooks(sigma, self.max_grad_norm, replace_batchnorm)
 
     def hooks_for(self, job, validation=None) -> DPSGDHooks:
-        """The hooks of a :class:`~overconf.training.jobs.ClassifierJob` (its n, batch size, epochs)."""
-        return self.hooks(len(job.labels), job.recipe.batch_size, job.recipe.epochs)
+        """The hooks of a :class:`~overconf.training.jobs.ClassifierJob` (its n, batch size, epochs);
+        an architecture with BatchNorm trains as its GroupNorm version (opacus' ``ModuleValidator.fix``)."""
+        return self.hooks(len(job.labels), job.recipe.batch_size, job.recipe.epochs, has_batchnorm(job.build()))
 
     def info(self, job, history: list[dict]) -> dict[str, float]:
-        """Result rows of a model trained by ``job`` over ``len(history)`` epochs."""
-        return self.describe(len(job.labels), job.recipe.batch_size, len(history), job.recipe.epochs)
+        """Result rows of a model trained by ``job`` over ``len(history)`` epochs, and whether its
+        BatchNorm layers were replaced by GroupNorm (``dp_batchnorm_replaced``, 1 / 0)."""
+        replaced = float(getattr(job.hooks, "replace_batchnorm", False))
+        return self.describe(len(job.labels), job.recipe.batch_size, len(history), job.recipe.epochs) | {
+            "dp_batchnorm_replaced": replaced}
 
     def describe(self, n: int, batch_size: int, epochs_run: int, epochs: int | None = None) -> dict[str, float]:
         """Rows: the noise multiplier and the epsilon reached over the epochs run."""

@@ -65,6 +65,9 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                 f"{name} {t.fmt(model, setting, '-', src, metric)}"
                 for name, src, metric in (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy"),
                                           ("ECE", "test", "ece"), ("OE", "test", "overconfidence_error"))), ""]
+            if any(t.get(model, setting, "-", "defense", "dp_batchnorm_replaced")):
+                out += ["DP-SGD: the model's BatchNorm layers were replaced by GroupNorm (opacus' "
+                        "`ModuleValidator.fix`) to allow per-sample gradients.", ""]
             out += ["False-positive rate per non-member source (member iff the attack fires; TPR on "
                     "target members; AUROC and TPR at 1% FPR against the test source"
                     + ("; 'unlabelled': the class at which a reference attack scores inputs without a "

@@ -22,15 +22,17 @@ its :meth:`~TrainingHooks.describe` enters the model's key):
   ``p.grad_sample`` during ``loss.backward()``); clip each sample's gradient to total norm C, sum,
   add N(0, sigma^2 C^2) noise from the hook's own seeded generator, divide by the expected batch
   size q n, and write the result into ``p.grad``. The privacy accountant (e.g. opacus' RDP
-  accountant) reads q, sigma and the number of steps. The batched loop stacks one batch per model
-  per step, so it needs equal batch sizes: batched DP-SGD needs fixed-size batches (or padding with
-  a per-sample mask); until then DP models train sequentially.
+  accountant) reads q, sigma and the number of steps. Batched: ``group_batches`` gives each model
+  its Poisson batch, padded with -1 rows to the step's largest (``Batch.mask``), and ``gradient``
+  vmaps over the models and the samples through ``Batch.functional``. ``prepare_model``: BatchNorm
+  -> GroupNorm (opacus' ``ModuleValidator.fix``).
 - **Early stopping.** ``stop(state)``: the hook holds a validation split (never evaluation
   non-members), evaluates the model of ``state`` (``TrainState.model`` is the live state dict)
   after each epoch, keeps the best weights, and returns True after ``patience`` epochs without
   improvement (copying the best weights back into ``state.model`` first).
-- **Adversarial regularisation** (Nasr et al. 2018): ``loss`` returns CE plus lambda times the
-  gain of an inference model that the hook trains alternately on the batch and a reference set.
+- **Adversarial regularisation** (Nasr et al. 2018): ``gradient`` first trains an inference model k
+  steps on the batch against a reference batch, then backpropagates CE + lambda * mean log h on the
+  batch (``loss`` keeps the step's logits for it); single loop only.
 """
 from .batched import GroupState, has_batchnorm, train_batched
 from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks

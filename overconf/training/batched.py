@@ -10,7 +10,11 @@ with the same hooks, loss function and step (:mod:`.step`) as the single loop, s
 reduction order (tested). Dropout under vmap draws different masks per model
 (``randomness="different"``) from an isolated, seeded RNG; its masks differ from the sequential
 ones. BatchNorm (running statistics mutated in place) is not supported: such models train
-sequentially. On CUDA the forward runs under bf16 autocast; inputs stay contiguous (the
+sequentially (under DP-SGD they are GroupNorm models, :meth:`TrainingHooks.prepare_model`). The
+hooks' :meth:`~.hooks.TrainingHooks.group_batches` give each step's [G, B] indices; rows -1 are
+padding (Poisson batches of different sizes: batched DP-SGD), masked out of the loss and the
+statistics and flagged in :attr:`Batch.mask`; :attr:`Batch.functional` lets per-sample gradient
+hooks call each model functionally. On CUDA the forward runs under bf16 autocast; inputs stay contiguous (the
 stacked 5-d batch has no channels_last layout).
 """
 from __future__ import annotations
@@ -115,23 +119,30 @@ def train_batched(
                    initial=start, total=recipe.epochs)
         for epoch in bar:
             t0 = time.perf_counter()
-            per_model = [hooks.batches(m, bs, gen, device) for gen in gens]  # each model its own order
             loss_sum = torch.zeros(g, device=device)
             correct = torch.zeros(g, device=device, dtype=torch.long)
-            seen = 0
-            for step in zip(*per_model, strict=True):
-                idx = members.gather(1, torch.stack(step))  # [G, B] row indices into x
+            seen = torch.zeros(g, device=device, dtype=torch.long)
+            for step in hooks.group_batches(m, bs, gens, device):  # [G, B], each model its own order
+                valid = step >= 0  # -1: a padding row (Poisson batches of different sizes)
+                padded = not bool(valid.all())
+                idx = members.gather(1, step.clamp(min=0))  # [G, B] row indices into x
                 xb, yb = x[idx], y[idx]  # [G, B, C, H, W], [G, B]
                 with autocast(device):
                     out = forward(params, buffers, xb)  # [G, B, K]
                     per = loss_fn(out.flatten(0, 1), yb.flatten(), reduction="none").view(yb.shape)
-                    loss = per.mean(1).sum()  # sum of per-model means: each model gets its own gradient
-                optimizer_step(optimizer, loss, param_list, hooks, Batch(xb, yb, idx))
+                    if padded:
+                        per = per * valid
+                        loss = (per.sum(1) / valid.sum(1).clamp(min=1)).sum()
+                    else:
+                        loss = per.mean(1).sum()  # sum of per-model means: each model gets its own gradient
+                optimizer_step(optimizer, loss, param_list, hooks,
+                               Batch(xb, yb, idx, mask=valid if padded else None, functional=(base, params, buffers)))
                 loss_sum += per.detach().float().sum(1)
-                correct += (out.detach().argmax(2) == yb).sum(1)
-                seen += idx.shape[1]
+                correct += ((out.detach().argmax(2) == yb) & valid).sum(1)
+                seen += valid.sum(1)
             seconds = time.perf_counter() - t0
-            losses, accs = (loss_sum / seen).tolist(), (correct.float() / seen).tolist()
+            seen_f = seen.clamp(min=1).float()
+            losses, accs = (loss_sum / seen_f).tolist(), (correct.float() / seen_f).tolist()
             for j, loss_j in enumerate(losses):  # before any state is saved
                 check_diverged(loss_j, out.shape[-1], epoch + 1, f"{desc}, model {j}", recipe)
             for j in range(g):

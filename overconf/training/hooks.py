@@ -5,8 +5,10 @@ Both loops (:func:`~overconf.training.loop.train_classifier` and
 :func:`~overconf.training.batched.train_batched`) call the same hooks at the same points:
 
 - :meth:`TrainingHooks.batches`: the batches of one epoch, as index tensors, drawn from the model's
-  seeded batch generator (the batched loop asks once per model and stacks the step's batches, so
-  every step must give each model a batch of the same size);
+  seeded batch generator (the batched loop asks :meth:`TrainingHooks.group_batches`, by default
+  each model's batches stacked step by step, so every step must give each model a batch of the
+  same size, or pad with -1 rows, which the loop masks: batched DP-SGD's Poisson batches);
+- :meth:`TrainingHooks.prepare_model`: the model a job trains (DP-SGD: BatchNorm -> GroupNorm);
 - :meth:`TrainingHooks.loss`: the loss function ``loss(logits, labels, reduction="mean")``;
 - :meth:`TrainingHooks.gradient`: sets ``p.grad`` of every parameter for one step from the step's
   loss (and :class:`Batch`);
@@ -38,6 +40,13 @@ class Batch:
     model: Any = None
     """the model being trained (single loop only; None in the batched loop): what per-sample
     gradient hooks (DP-SGD) call functionally"""
+    mask: Any = None
+    """batched loop: bool [G, B], False for padding rows (index -1 in :meth:`TrainingHooks.group_batches`,
+    gathered as row 0; they must not count); None when every row is real"""
+    functional: Any = None
+    """batched loop: ``(module, params, buffers)``: a stateless copy of the architecture and the
+    stacked ``{name: [G, ...]}`` parameters and buffers, so hooks can call
+    ``functional_call(module, (params_j, buffers_j), x)`` per model (batched DP-SGD)"""
 
 
 class TrainingHooks:
@@ -50,6 +59,20 @@ class TrainingHooks:
         seeded permutation cut into batches of ``batch_size`` (the last one may be smaller)."""
         perm = torch.randperm(n, generator=generator, device=device)
         return [perm[i: i + batch_size] for i in range(0, n, batch_size)]
+
+    def group_batches(self, n: int, batch_size: int, generators: list[torch.Generator],
+                      device: torch.device) -> list[torch.Tensor]:
+        """(a, batched loop) One epoch's steps for G models at once: [G, B] index tensors, row j from
+        model j's generator; -1 marks a padding row (models whose batches differ in size, e.g.
+        Poisson sampling). Default: each model's :meth:`batches`, stacked step by step."""
+        per_model = [self.batches(n, batch_size, g, device) for g in generators]
+        return [torch.stack(step) for step in zip(*per_model, strict=True)]
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model a job trains, from the freshly built architecture (called by
+        :meth:`~overconf.training.jobs.ClassifierJob.build` when the job has hooks). Default: itself;
+        DP-SGD swaps BatchNorm for GroupNorm (opacus' ``ModuleValidator.fix``)."""
+        return model
 
     def loss(self, recipe: Recipe) -> Callable[..., torch.Tensor]:
         """(c) The loss ``loss(logits, labels, reduction="mean")``. Default: cross-entropy with

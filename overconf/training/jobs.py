@@ -76,8 +76,9 @@ class ClassifierJob:
     def build(self) -> Classifier:
         c, h, _ = self.images.shape[1:]
         with isolated_rng(self.seed):
-            return build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
-                               dropout=self.recipe.dropout, **self.params)
+            model = build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
+                                dropout=self.recipe.dropout, **self.params)
+            return model if self.hooks is None else self.hooks.prepare_model(model)
 
     def inputs(self) -> torch.Tensor:
         return (self.images.float() / 255 - self.mean) / self.std
