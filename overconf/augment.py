@@ -86,3 +86,27 @@ def flip_shift_views(flip: bool = True, max_shift: int = 1) -> list[FlipShift]:
 def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """x + sigma * N(0, I), drawn on the CPU from ``generator`` (the same draws on any device)."""
     return x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+
+def random_flip_translate(x: torch.Tensor, flip: bool, translate: int, generator: torch.Generator) -> torch.Tensor:
+    """Training augmentation of a batch [B, C, H, W] (airbench, Jordan 2024; Page 2018): each image
+    mirrored with probability 1/2 (``flip``) and shifted by (dx, dy), each uniform in
+    [-translate, translate], padding with the reflected border (airbench: reflect padding and a
+    random crop). Draws come from ``generator`` (on ``x``'s device), flips first, then dx, then dy."""
+    b = len(x)
+    if flip:
+        mirror = torch.rand(b, generator=generator, device=x.device) < 0.5
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+    t = int(translate)
+    if t <= 0:
+        return x
+    shifts = torch.randint(-t, t + 1, (2, b), generator=generator, device=x.device)
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (t, t, t, t), mode="reflect")
+    rows = torch.arange(h, device=x.device) + t - shifts[1][:, None]  # [B, H]: row r of the output
+    cols = torch.arange(w, device=x.device) + t - shifts[0][:, None]  # [B, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # one gather, no host sync
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return out.permute(0, 3, 1, 2).contiguous(  # the input's layout (channels_last on CUDA)
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -14,7 +14,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     "dataset": ("cifar10", "cifar100", "digits", "fashion_mnist", "stl10", "svhn"),
     "source": ("cifar10", "cifar100", "digits", "fake", "fake_conditional", "fashion_mnist", "gaussian",
                "permuted", "scaled", "stl10", "svhn", "test", "uniform", "unnormalized"),
-    "architecture": ("efficientnet_b0", "resnet18", "salem_cnn", "small_resnet"),
+    "architecture": ("efficientnet_b0", "fast_cifar", "resnet18", "salem_cnn", "small_resnet"),
     "attack": ("adversarial_distance", "entropy", "gap", "label_only_augmentation", "label_only_noise", "lira",
                "local_variation", "loss", "max_score", "modified_entropy", "rmia", "salem", "scaled_logit",
                "shokri", "true_class_confidence"),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .cache import Cache, content_key, tensor_digest
-from .device import autocast, to_device_images
+from .device import autocast, float32_head, precision, to_device_images
 from .models import Classifier
 
 OUTPUTS_VERSION = 1
@@ -35,7 +35,8 @@ class Outputs:
 @torch.inference_mode()
 def compute_outputs(model: Classifier, x: torch.Tensor, device: torch.device,
                     batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, features) of ``model`` on ``x`` in eval mode, float32 on the CPU."""
+    """(logits, features) of ``model`` on ``x`` in eval mode, float32 on the CPU. Under bf16
+    autocast (CUDA) the body runs in bf16 and the head in float32 (:func:`~overconf.device.float32_head`)."""
     was_training = model.training
     model.eval()
     logits, feats = [], []
@@ -43,7 +44,7 @@ def compute_outputs(model: Classifier, x: torch.Tensor, device: torch.device,
         xb = to_device_images(x[i: i + batch_size], device)
         with autocast(device):
             f = model.features(xb)
-            z = model.head(f)
+            z = float32_head(model.head, f)
         logits.append(z.float().cpu())
         feats.append(f.float().cpu())
     model.train(was_training)
@@ -53,15 +54,20 @@ def compute_outputs(model: Classifier, x: torch.Tensor, device: torch.device,
     return torch.cat(logits), torch.cat(feats)
 
 
-def outputs_key(model_key: str, x: torch.Tensor, labels: torch.Tensor) -> str:
-    return content_key({"kind": "outputs", "version": OUTPUTS_VERSION, "model": model_key,
-                        "x": tensor_digest(x), "labels": tensor_digest(labels)})
+def outputs_key(model_key: str, x: torch.Tensor, labels: torch.Tensor, precision: str = "float32") -> str:
+    """The outputs' key; ``precision`` (of the forward pass, :func:`overconf.device.precision`)
+    enters only when it is not float32, so float32 keys are unchanged."""
+    what = {"kind": "outputs", "version": OUTPUTS_VERSION, "model": model_key,
+            "x": tensor_digest(x), "labels": tensor_digest(labels)}
+    if precision != "float32":
+        what["precision"] = precision
+    return content_key(what)
 
 
 def cached_outputs(cache: Cache, model_key: str, model: Classifier, x: torch.Tensor,
                    labels: torch.Tensor, device: torch.device) -> Outputs:
     """Outputs of the model with key ``model_key`` on ``x``, from the cache when present."""
-    key = outputs_key(model_key, x, labels)
+    key = outputs_key(model_key, x, labels, precision(device))
 
     def create():
         logits, feats = compute_outputs(model, x, device)

@@ -25,6 +25,7 @@ import dataclasses
 from typing import Any
 
 from .config import ModelSpec, Setting, StudyConfig
+from .config.presets import recipe_preset
 
 ROW_KEYS = ("model", "seed", "setting", "attack", "source", "metric", "value")
 """the tidy key and value columns every row starts with"""
@@ -47,8 +48,10 @@ def _setting(cfg: StudyConfig, name: str) -> Setting:
 
 
 def varied_recipe_keys(cfg: StudyConfig) -> list[str]:
-    """Recipe keys that some model or setting of ``cfg`` overrides, in schema order."""
+    """Recipe keys that some model (or its architecture's recipe preset) or setting of ``cfg``
+    overrides, in schema order."""
     touched = {k for m in cfg.models for k in m.recipe} | {k for s in cfg.settings for k in s.recipe}
+    touched |= {k for m in cfg.models for k in recipe_preset(m.arch)}
     return [f.name for f in dataclasses.fields(cfg.recipe) if f.name in touched]
 
 

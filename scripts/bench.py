@@ -13,12 +13,14 @@ reference models (K = 32 SalemCNNs) trained batched >= 4x the models x images / 
 one after another (``reference_batched``; there "bare" is the sequential loop); DP-SGD's training
 throughput against non-private training of the same model (``dp_sgd``, a ratio: DP's cost) and
 batched against sequential DP-SGD for K reference models (``dp_sgd_batched``); MemGuard's
-release queries/s, batched against one query at a time (``memguard``); a fully cached
+release queries/s, batched against one query at a time (``memguard``); fast_cifar (absolute):
+256 reference models at >= 93% CIFAR-10 test accuracy in under 20 minutes; a fully cached
 rerun of experiments/tiny.yaml (``cached_rerun``, absolute wall time): under 10 s on 2 CPU cores.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -173,6 +175,54 @@ def bench_gan_stream(args, device) -> dict:
     r = compare(bare, ours, m, device, args.repeats, "fakes/s")
     r["seconds_per_1e6"] = 1e6 / r["overconf"]
     return r
+@bench("fast_cifar")
+def bench_fast_cifar(args, device) -> dict:
+    """fast_cifar reference models (overconf.models.fast_cifar, its preset recipe, trained one after
+    another with train_classifier as the reference manager does): seconds per model, models per hour,
+    test accuracy and the minutes 256 models would take. On CIFAR-10 (50k / 10k) from ``--cifar-root``
+    when that torchvision root holds it, else on synthetic data (accuracy then only shows learning).
+    Goal (H100-class GPU, CIFAR-10): 256 models at >= 93% test accuracy in under 20 minutes. Absolute:
+    there is no bare loop to compare with. On a CPU: narrow widths, 1 epoch, a small synthetic set."""
+    from overconf.config.presets import recipe_preset
+    from overconf.data.datasets import load_dataset
+    from overconf.errors import OverconfError
+    from overconf.seeding import isolated_rng
+
+    cuda = device.type == "cuda"
+    data, x = "synthetic", None
+    if args.cifar_root:
+        try:
+            ds = load_dataset("cifar10", args.cifar_root)
+            x, y, xt, yt = ds.normalize(ds.train_x), ds.train_y, ds.normalize(ds.test_x), ds.test_y
+            data = "cifar10"
+        except OverconfError as e:
+            print(f"fast_cifar: CIFAR-10 not used ({e}); synthetic data instead")
+    if x is None:
+        g = torch.Generator().manual_seed(0)
+        n = args.fc_n or (50000 if cuda else 1024)
+        x, xt = torch.randn(n, 3, 32, 32, generator=g), torch.randn(max(n // 5, 256), 3, 32, 32, generator=g)
+        y, yt = ((v[:, 0].mean((1, 2)) > 0).long() * 2 + (v[:, 2].mean((1, 2)) > 0).long() for v in (x, xt))
+    recipe = Recipe(**{**recipe_preset("fast_cifar"), **({} if cuda else {"epochs": 1, "batch_size": 128})})
+    params = {} if cuda else {"widths": [16, 32, 32]}
+
+    def build(j):
+        with isolated_rng(j):
+            return build_model("fast_cifar", in_channels=3, num_classes=10, image_size=32, **params)
+
+    train_classifier(build(0), x[:4096], y[:4096], dataclasses.replace(recipe, epochs=1), seed=0,
+                     device=device, progress=False)  # warm-up (cuDNN autotuning)
+    seconds, accs = [], []
+    for j in range(args.fc_models or (3 if cuda else 1)):
+        m = build(j)
+        seconds.append(timed(lambda: train_classifier(m, x, y, recipe, seed=j, device=device, progress=False), device))
+        logits, _ = compute_outputs(m, xt, device, batch_size=2048)
+        accs.append(float((logits.argmax(1) == yt).float().mean()))
+    per = sorted(seconds)[len(seconds) // 2]
+    return {"data": data, "n_train": len(x), "epochs": recipe.epochs, "models": len(seconds),
+            "seconds_per_model": per, "models_per_hour": 3600 / per, "minutes_for_256": 256 * per / 60,
+            "test_accuracy": sum(accs) / len(accs), "test_accuracies": accs, "unit": "models/h"}
+
+
 def reference_models(args, device):
     """K SalemCNNs (3x32x32 inputs, 10 classes) on a balanced keep matrix over ``ref_n`` images."""
     from overconf.reference import balanced_keep
@@ -339,6 +389,7 @@ def bench_cached_rerun(args, device) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-c", CACHED_RERUN, str(root / "experiments" / "tiny.yaml"),
                f"cache_dir={tmp}/checkpoints", f"output_dir={tmp}/runs", f"device={device}", "progress=false"]
+        cmd += [f"data.root={args.data_root}"] if args.data_root else []
         subprocess.run(cmd, env=env, check=True, capture_output=True)  # fills the cache
         walls, phases = [], []
         for _ in range(args.repeats):
@@ -381,6 +432,10 @@ def main(argv=None) -> int:
     p.add_argument("--stream-samples", type=int,
                    help="fakes per gan_stream run (default: 1000000 on CUDA, 4096 on CPU)")
     p.add_argument("--stream-batch", type=int, help="gan_stream batch (default: 8192 on CUDA, 512 on CPU)")
+    p.add_argument("--fc-models", type=int, help="fast_cifar: models timed (default: 3 on CUDA, 1 on CPU)")
+    p.add_argument("--fc-n", type=int, help="fast_cifar: synthetic training images (default: 50000 on CUDA, 1024 on CPU)")
+    p.add_argument("--cifar-root", help="fast_cifar: a torchvision root holding CIFAR-10 (else synthetic data)")
+    p.add_argument("--data-root", help="cached_rerun: data.root for experiments/tiny.yaml (Fashion-MNIST's 4 .gz files)")
     p.add_argument("--json", help="also write the results to this file")
     args, _ = p.parse_known_args(argv)
     device = resolve_device(args.device)
@@ -405,6 +460,10 @@ def main(argv=None) -> int:
     for name in names:
         r = BENCHES[name](args, device)
         results["benchmarks"][name] = r
+        if "models_per_hour" in r:
+            print(f"{name:24s} {r['models_per_hour']:.0f} models/h ({r['seconds_per_model']:.2f} s per model, "
+                  f"{r['minutes_for_256']:.1f} min for 256), test accuracy {r['test_accuracy']:.4f} on {r['data']}")
+            continue
         if "seconds" in r:
             print(f"{name:24s} {r['seconds']:.2f} s wall (best of {args.repeats}), "
                   f"{100 * r['report_share']:.0f}% in the report, {r['cache_misses']} cache misses")

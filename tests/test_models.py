@@ -4,7 +4,7 @@ import torch
 from overconf.models import MODELS, build_model
 
 
-@pytest.mark.parametrize("arch", ["salem_cnn", "small_resnet", "resnet18", "efficientnet_b0"])
+@pytest.mark.parametrize("arch", ["salem_cnn", "small_resnet", "resnet18", "efficientnet_b0", "fast_cifar"])
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_architectures_follow_the_dataset_shape(arch, shape):
     c, h, _ = shape
@@ -27,4 +27,4 @@ def test_cifar_variants_keep_resolution_in_the_stem():
 
 
 def test_every_registered_architecture_is_tested():
-    assert set(MODELS.names()) == {"salem_cnn", "small_resnet", "resnet18", "efficientnet_b0"}
+    assert set(MODELS.names()) == {"salem_cnn", "small_resnet", "resnet18", "efficientnet_b0", "fast_cifar"}

@@ -14,10 +14,11 @@ from ..errors import ConfigError
 from .convert import build, check as _check, reject_unknown
 from .analysis import parse_analysis
 from .gan import GanConfig
+from .presets import FastRecipeKeys, recipe_preset
 
 @dataclass
-class Recipe:
-    """How a classifier is trained; target and shadow of a setting share it."""
+class Recipe(FastRecipeKeys):
+    """How a classifier is trained; target and shadow of a setting share it (+ the fast-recipe keys)."""
 
     epochs: int = 20
     optimizer: str = "adam"
@@ -42,6 +43,7 @@ class Recipe:
         _check(0 <= self.label_smoothing < 1, "recipe.label_smoothing must be in [0, 1)")
         _check(0 <= self.dropout < 1, "recipe.dropout must be in [0, 1)")
         _check(self.weight_decay >= 0, "recipe.weight_decay must be >= 0")
+        self.check_fast_keys()
 
     def updated(self, overrides: dict[str, Any], where: str) -> "Recipe":
         base = dataclasses.asdict(self)
@@ -283,7 +285,8 @@ class StudyConfig:
     progress: bool = True
 
     def recipe_for(self, model: ModelSpec, setting: Setting) -> Recipe:
-        recipe = self.recipe.updated(model.recipe, f"models[{model.arch}].recipe")
+        recipe = self.recipe.updated(recipe_preset(model.arch), f"the {model.arch} preset").updated(
+            model.recipe, f"models[{model.arch}].recipe")
         return recipe.updated(setting.recipe, f"settings.{setting.name}.recipe")
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..attacks import Fitted, Signals
 from ..calibrations import Calibration
-from ..device import autocast, memory_format
+from ..device import autocast, float32_head, memory_format
 from ..metrics.membership import clopper_pearson
 from ..outputs import Outputs
 from .sampling import class_labels, latent
@@ -51,7 +51,7 @@ class FakePipeline:
     def logits_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(self.device):
             f = self.model.features(x)
-            z = self.model.head(f)
+            z = float32_head(self.model.head, f)
         return z.float(), f.float()
 
     def signals(self, z: torch.Tensor, y: torch.Tensor | None, labels: torch.Tensor) -> Signals:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..cache import Cache, content_key, set_values, tensor_digest
-from ..device import autocast, memory_format, to_cpu, to_device_images
+from ..device import autocast, memory_format, precision, to_cpu, to_device_images
 from ..errors import ConfigError, TrainingDivergedError
 from ..seeding import derive_seed, generator, isolated_rng
 from ..config.gan import GanConfig, GanRecipe
@@ -54,10 +54,14 @@ class GanJob:
     num_classes: int
     name: str = "gan"
     """display name only (not part of the key)"""
+    precision: str = "float32"
+    """of training (:func:`overconf.device.precision`); set by :func:`load_or_train_generator`
+    from the device, keyed only when not float32"""
 
     @property
     def key(self) -> str:
-        return content_key({
+        extra = {"precision": self.precision} if self.precision != "float32" else {}
+        return content_key({**extra,
             "kind": "generator", "version": GAN_VERSION, "arch": self.arch, "params": self.params,
             "conditional": self.conditional, "recipe": set_values(self.recipe, GAN_RECIPE_KEY_FIELDS),
             "seed": self.seed, "images": tensor_digest(self.images), "labels": tensor_digest(self.labels),
@@ -123,6 +127,7 @@ def study_generator(gan: GanConfig, dataset, splits, seed: int, conditional: boo
 def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, progress: bool = True,
                             log_dir: str | Path | None = None, log_every: int = 100,
                             checkpoint_every: float = 60.0) -> TrainedGenerator:
+    job = dataclasses.replace(job, precision=precision(device))
     key = job.key
     gen, disc = job.build()
     found = cache.load("generators", key)

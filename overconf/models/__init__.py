@@ -4,6 +4,6 @@ Every classifier splits into ``features(x)`` (penultimate activations) and a lin
 so that last-layer methods (Laplace, FID features) work from cached features.
 """
 from .base import MODELS, Classifier, build_model
-from . import salem_cnn, resnet, efficientnet  # noqa: F401  (registration)
+from . import salem_cnn, resnet, efficientnet, fast_cifar  # noqa: F401  (registration)
 
 __all__ = ["MODELS", "Classifier", "build_model"]

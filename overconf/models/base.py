@@ -3,13 +3,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..device import float32_head
 from ..registry import Registry
 
 MODELS: Registry = Registry("architecture")
 
 
 class Classifier(nn.Module):
-    """``forward(x) = head(dropout(features(x)))`` with ``head`` an ``nn.Linear``."""
+    """``forward(x) = head(dropout(features(x)))`` with ``head`` an ``nn.Linear``, computed in float32
+    outside autocast (:func:`overconf.device.float32_head`): logits are float32 under bf16 autocast."""
 
     def __init__(self, feature_dim: int, num_classes: int, dropout: float = 0.0):
         super().__init__()
@@ -21,7 +23,7 @@ class Classifier(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        return float32_head(self.head, self.dropout(self.features(x)))
 
 
 def build_model(arch: str, *, in_channels: int, num_classes: int, image_size: int,

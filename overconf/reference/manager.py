@@ -12,7 +12,8 @@ any other input (OOD data, noise) is OUT for every model. RMIA's population samp
 
 Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or
 with ``attacker: uncalibrated`` the study recipe without the setting's overrides), with
-``reference.recipe`` overrides, and the target's architecture unless ``reference.arch`` is set:
+``reference.recipe`` overrides (a ``reference.arch`` with a recipe preset, such as fast_cifar, gets the
+preset in between: ``overconf.config.presets``), and the target's architecture unless ``reference.arch`` is set:
 the target's and the shadow's queries share one reference set. Model k has seed
 ``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
 images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.training.jobs.ClassifierJob`
@@ -33,9 +34,10 @@ import torch
 
 from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
+from ..config.presets import recipe_preset
 from ..contexts import SeedContext
 from ..errors import ConfigError
-from ..device import to_cpu
+from ..device import precision, to_cpu
 from ..models import build_model
 from ..seeding import derive_seed, generator
 from ..training.jobs import ClassifierJob, load_or_train
@@ -78,6 +80,9 @@ class ReferenceSet:
     population_labels: torch.Tensor
     hooks: TrainingHooks | None = None
     """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
+    precision: str = "float32"
+    """of training and scoring (:func:`overconf.device.precision` of the study's device): in the keys
+    when not float32"""
 
     @property
     def num_models(self) -> int:
@@ -87,7 +92,8 @@ class ReferenceSet:
         member = self.keep[:, k]
         return ClassifierJob(self.arch, self.recipe, self.seeds[k], self.images[member], self.labels[member],
                              self.mean, self.std, self.num_classes, params=self.params,
-                             name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks)
+                             name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks,
+                             precision=self.precision)
 
     @cached_property
     def model_keys(self) -> list[str]:
@@ -196,11 +202,12 @@ class ReferenceSet:
         """float32 [N, K, C]: every reference model's logits on ``x`` (model inputs), in eval mode,
         computed once per (reference model, input set) and cached."""
         digest = tensor_digest(x)
+        scored = {"precision": precision(device)} if precision(device) != "float32" else {}
         out: dict[int, torch.Tensor] = {}
         template = None
         for group in self.groups():
             keys = {k: content_key({"kind": "reference_outputs", "version": REFERENCE_VERSION,
-                                    "model": self.model_keys[k], "x": digest}) for k in group}
+                                    "model": self.model_keys[k], "x": digest, **scored}) for k in group}
             for k in group:
                 found = cache.load("reference_outputs", keys[k])
                 if found is not None:
@@ -228,7 +235,8 @@ def reference_spec(ctx: SeedContext, job: ClassifierJob) -> tuple[str, dict, Rec
     is trained by ``job`` (the attacker trains reference models as it trains its shadow)."""
     r = ctx.reference
     arch, params = (r.arch, dict(r.params)) if r.arch else (job.arch, dict(job.params))
-    return arch, params, job.recipe.updated(r.recipe, "reference.recipe")
+    recipe = job.recipe.updated(recipe_preset(arch) if arch != job.arch else {}, f"the {arch} recipe preset")
+    return arch, params, recipe.updated(r.recipe, "reference.recipe")
 
 
 def resolve_mode(mode: str, template: torch.nn.Module, device: torch.device) -> str:
@@ -280,7 +288,7 @@ def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
     rs = ReferenceSet(arch, params, recipe, images, labels, pool, index, keep,
                       [derive_seed(ctx.seed, "reference", k) for k in range(r.num_models)],
                       ds.mean, ds.std, ds.num_classes, "sequential", r.group_size,
-                      ds.normalize(ds.train_x[z]), ds.train_y[z], hooks=job.hooks)
+                      ds.normalize(ds.train_x[z]), ds.train_y[z], hooks=job.hooks, precision=precision(ctx.device))
     rs.mode = resolve_mode(r.mode, rs.template(), ctx.device)
     if rs.mode == "batched" and not getattr(job.hooks, "batched", True):
         log.info("reference models of %s train sequentially: its training hooks (%s) need the single-model "

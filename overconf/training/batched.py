@@ -79,6 +79,9 @@ def train_batched(
     and stops the whole group. Returns each model's state dict and history."""
     if any(has_batchnorm(m) for m in models):
         raise ValueError("batched training does not support BatchNorm models; train them sequentially")
+    if recipe.flip or recipe.translate or recipe.ema or recipe.triangular:
+        raise ValueError("batched training does not support the fast-recipe keys (flip, translate, ema, "
+                         "triangular); train sequentially (reference.mode: sequential)")
     g = len(models)
     sizes = keep.sum(0)
     if keep.shape[1] != g or len(seeds) != g or not bool((sizes == sizes[0]).all()):

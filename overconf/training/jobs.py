@@ -20,7 +20,7 @@ import torch
 
 from ..cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
-from ..device import to_cpu
+from ..device import precision, to_cpu
 from ..models import Classifier, build_model
 from ..seeding import isolated_rng
 from .hooks import DEFAULT_HOOKS, TrainingHooks
@@ -55,6 +55,9 @@ class ClassifierJob:
     hooks: TrainingHooks | None = None
     """training hooks of a training-time defense (:mod:`overconf.training.hooks`); None: plain
     training. Keyed by ``hooks.describe()`` when set (a job without hooks keeps its key)."""
+    precision: str = "float32"
+    """of the training's forward passes (:func:`overconf.device.precision`: ``bfloat16`` under CUDA
+    autocast); :func:`load_or_train` sets it from the device. Keyed only when not float32."""
 
     @property
     def key(self) -> str:
@@ -66,6 +69,8 @@ class ClassifierJob:
         }
         if self.hooks is not None:
             what["hooks"] = self.hooks.describe()
+        if self.precision != "float32":
+            what["precision"] = self.precision
         return content_key(what)
 
     def build(self) -> Classifier:
@@ -89,6 +94,9 @@ class TrainedClassifier:
 
 def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, progress: bool = True,
                   checkpoint_every: float = 60.0) -> TrainedClassifier:
+    """The trained model of ``job`` on ``device`` (keyed with the device's precision), from the
+    cache or trained and stored."""
+    job = dataclasses.replace(job, precision=precision(device))
     key = job.key
     model = job.build()
     found = _finite_or_none(cache.load("models", key), cache, key, job.name)

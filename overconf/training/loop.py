@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..config import Recipe
 from ..device import autocast, memory_format, to_device_images
 from ..seeding import derive_seed, isolated_rng
+from .fast import augment, set_lr, weight_average
 from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks
 from .step import check_diverged, get_global_rng, make_optimizer, optimizer_step, set_global_rng
 
@@ -34,6 +35,8 @@ class TrainState:
     batch_rng: torch.Tensor
     global_rng: torch.Tensor
     history: list[dict] = field(default_factory=list)
+    ema: dict | None = None
+    """the weight average (``recipe.ema`` > 0), on the CPU"""
 
 
 def train_classifier(
@@ -55,10 +58,14 @@ def train_classifier(
     Minimises ``hooks.loss(recipe)`` (default: cross-entropy with label smoothing
     ``recipe.label_smoothing``, (1 - eps) CE + eps * uniform CE) with L2 weight decay
     ``recipe.weight_decay``, for ``recipe.epochs`` epochs unless ``hooks.stop`` ends it sooner.
+    The fast-recipe keys (``flip``, ``translate``, ``ema``, ``triangular``: :mod:`.fast`) act when set;
+    a model with ``init_from_data(x)`` (fast_cifar's whitening) gets it before the first epoch.
     Returns the per-epoch history (mean loss, accuracy)."""
     model.to(device, memory_format=memory_format(device))
     x = to_device_images(x, device)
     y = y.to(device)
+    if resume is None and hasattr(model, "init_from_data"):
+        model.init_from_data(x)
     n, bs = len(x), recipe.batch_size
     params = list(model.parameters())
     optimizer = make_optimizer(params, recipe)
@@ -72,6 +79,7 @@ def train_classifier(
         optimizer.load_state_dict(resume.optimizer)
         batches.set_state(resume.batch_rng)
         history, start = list(resume.history), resume.epoch
+    average = weight_average(model, recipe, resume.ema if resume is not None else None)
 
     with isolated_rng(derive_seed(seed, "dropout"), device):
         if resume is not None:
@@ -84,12 +92,16 @@ def train_classifier(
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
-            for idx in hooks.batches(n, bs, batches, device):
-                xb, yb = x[idx], y[idx]
+            epoch_batches = hooks.batches(n, bs, batches, device)
+            for i, idx in enumerate(epoch_batches):
+                xb, yb = augment(x[idx], recipe, batches), y[idx]
+                set_lr(optimizer, recipe, (epoch + i / len(epoch_batches)) / recipe.epochs)
                 with autocast(device):
                     out = model(xb)
                     loss = loss_fn(out, yb)
                 optimizer_step(optimizer, loss, params, hooks, Batch(xb, yb, idx, model))
+                if average is not None:
+                    average.update(model)
                 loss_sum += loss.detach().float() * len(idx)
                 correct += (out.detach().argmax(1) == yb).sum()
                 seen += len(idx)
@@ -99,10 +111,13 @@ def train_classifier(
             history.append(stats)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}")
             state = TrainState(epoch + 1, model.state_dict(), optimizer.state_dict(), batches.get_state(),
-                               get_global_rng(device), list(history))
+                               get_global_rng(device), list(history),
+                               average.saved() if average is not None else None)
             if on_epoch is not None:
                 on_epoch(state)
             if hooks.stop(state):
                 break
+    if average is not None:
+        average.apply(model)
     model.eval()
     return history

@@ -44,11 +44,12 @@ def classification_loss(recipe: Recipe) -> SmoothedCrossEntropy:
 
 
 def make_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
-    """Adam or SGD (momentum) with L2 weight decay; both act elementwise, so one optimizer over
+    """Adam or SGD (momentum, Nesterov's with ``recipe.nesterov``) with L2 weight decay; both act elementwise, so one optimizer over
     stacked parameters is exactly one optimizer per model (the batched loop relies on it)."""
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                           nesterov=bool(recipe.nesterov))
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor],
