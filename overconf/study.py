@@ -34,6 +34,7 @@ from .defenses.training import training_defense_info, with_training_defense
 from .device import resolve_device
 from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from .errors import ConfigError
+from .executor import prepare_seed
 from .gan.generators import seed_generator
 from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
@@ -108,7 +109,7 @@ class Study:
             self.context = self.seed_context(seed, self.splits)
             self._check_sizes()
             self._check_signals()
-            sources = self.build_sources(seed)  # before any training: bad sources fail early
+            sources = prepare_seed(self, seed)  # build_sources before any training (ray: tasks first)
             for label, data in sources.items():
                 images[(seed, label)] = data.images
             for model in cfg.models:

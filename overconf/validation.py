@@ -15,6 +15,7 @@ from . import catalog as R
 from .config import StudyConfig, parse_config, read_config
 from .config.convert import check as _check
 from .errors import ConfigError
+from .executor import check_executor
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), *,
@@ -70,6 +71,7 @@ def validate_components(cfg: StudyConfig) -> None:
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     validate_gan(cfg)
+    check_executor(cfg)  # executor: ray without the ray package: one clear error now
 
 
 def validate_gan(cfg: StudyConfig) -> None:

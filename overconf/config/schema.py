@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .convert import build, check as _check, reject_unknown
+from .executor import RayConfig, check_executor_name
 from .gan import GanConfig
 
 @dataclass
@@ -278,6 +279,12 @@ class StudyConfig:
     cache_dir: str = "checkpoints"
     output_dir: str = "runs"
     progress: bool = True
+    executor: str = "local"
+    """local | ray: where trainings and outputs run; ``ray:`` its settings (overconf.config.executor)"""
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self):
+        check_executor_name(self.executor)
 
     def recipe_for(self, model: ModelSpec, setting: Setting) -> Recipe:
         recipe = self.recipe.updated(model.recipe, f"models[{model.arch}].recipe")
