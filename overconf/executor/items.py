@@ -142,8 +142,9 @@ class WorkerSetup:
     device: str
     """cpu | cuda (the GPU Ray assigned to the task)"""
     crash_dir: str | None = None
-    """tests only (``OVERCONF_RAY_CRASH_ONCE``): the first attempt of every task ends its worker
-    with os._exit, leaving a marker file here, so that the retry runs"""
+    """tests only (``OVERCONF_RAY_CRASH_ONCE``): the first attempt of every task (whose label holds
+    ``crash_match``) ends its worker with os._exit, leaving a marker file here, so that the retry runs"""
+    crash_match: str = ""
 
 
 def entry_name(entry: Entry) -> str:
@@ -155,7 +156,7 @@ def execute(item: WorkItem, setup: WorkerSetup, *deps: dict) -> dict:
     bytes}}``, shipped into a private cache). Returns the entries it stored (private cache only),
     the seconds it took, and where it ran."""
     torch.set_num_threads(setup.threads)
-    if setup.crash_dir is not None:
+    if setup.crash_dir is not None and setup.crash_match in item.label:
         marker = Path(setup.crash_dir) / hashlib.sha256(item.label.encode()).hexdigest()[:16]
         if not marker.exists():
             marker.parent.mkdir(parents=True, exist_ok=True)

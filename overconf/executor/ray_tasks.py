@@ -34,7 +34,8 @@ log = logging.getLogger("overconf")
 
 INSTALL = "pip install 'overconf[ray]'"
 CRASH_ENV = "OVERCONF_RAY_CRASH_ONCE"
-"""tests only: a folder; the first attempt of every task kills its worker (see WorkerSetup.crash_dir)"""
+"""tests only: a folder; the first attempt of every task kills its worker (see WorkerSetup.crash_dir);
+``OVERCONF_RAY_CRASH_MATCH``: only of the tasks whose label holds this text"""
 
 
 def import_ray():
@@ -71,7 +72,8 @@ class RayExecutor:
         crash = os.environ.get(CRASH_ENV)
         self.setup = WorkerSetup(str(Path(study.cache.root).resolve()), cfg.ray.storage,
                                  cfg.ray.threads or torch.get_num_threads(), "cuda" if cuda else "cpu",
-                                 str(Path(crash).resolve()) if crash else None)
+                                 str(Path(crash).resolve()) if crash else None,
+                                 os.environ.get(CRASH_ENV.replace("ONCE", "MATCH"), ""))
         self.cuda = cuda
         self.refs: dict[tuple, object] = {}
         """item id -> the object reference of its task (submitted in this run)"""
