@@ -102,11 +102,11 @@ class RayExecutor:
             self.refs[item.id] = ref
             self.pending[ref] = item
         self.submitted += len(new)
-        if new:
-            if self.bar is None:
-                from tqdm.auto import tqdm
+        if new and self.bar is None:
+            from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=0, desc="ray tasks", unit="task", disable=not self.study.cfg.progress)
+            self.bar = tqdm(total=len(new), desc="ray tasks", unit="task", disable=not self.study.cfg.progress)
+        elif new:
             self.bar.total += len(new)
             self.bar.refresh()
         return len(new)
