@@ -85,12 +85,13 @@ def test_stored_work_is_never_redone_and_a_local_rerun_reuses_it(runtime, local_
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache-again").rglob("*.pt")} == before
 
 
-@pytest.mark.parametrize("storage", ["shared", "driver"])
+@pytest.mark.parametrize("storage,at", [("shared", "start"), ("driver", "end")])
 def test_a_task_whose_worker_dies_is_retried_with_an_unchanged_result(runtime, local_rows, tmp_path, monkeypatch,
-                                                                       storage):
+                                                                       storage, at):
     markers = tmp_path / "crashed"
     monkeypatch.setenv("OVERCONF_RAY_CRASH_ONCE", str(markers))  # os._exit on the first attempt of the tasks
-    monkeypatch.setenv("OVERCONF_RAY_CRASH_MATCH", "train target")  # that train the target
+    monkeypatch.setenv("OVERCONF_RAY_CRASH_MATCH", "train target")  # that train the target,
+    monkeypatch.setenv("OVERCONF_RAY_CRASH_AT", at)  # before the work, or after it (its private cache lost)
     study, rows = run(raw_for(tmp_path, "crash", executor="ray", ray={"storage": storage, "max_retries": 2}))
     assert [m.read_text() for m in markers.iterdir()] == ["train target salem_cnn baseline s0"]  # it died once
     assert same(rows, local_rows)

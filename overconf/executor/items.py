@@ -145,6 +145,9 @@ class WorkerSetup:
     """tests only (``OVERCONF_RAY_CRASH_ONCE``): the first attempt of every task (whose label holds
     ``crash_match``) ends its worker with os._exit, leaving a marker file here, so that the retry runs"""
     crash_match: str = ""
+    crash_at: str = "start"
+    """start: before the work | end: after it, before the task returns (its entries in a shared cache
+    are stored, in a private one lost)"""
 
 
 def entry_name(entry: Entry) -> str:
@@ -156,17 +159,13 @@ def execute(item: WorkItem, setup: WorkerSetup, *deps: dict) -> dict:
     bytes}}``, shipped into a private cache). Returns the entries it stored (private cache only),
     the seconds it took, and where it ran."""
     torch.set_num_threads(setup.threads)
-    if setup.crash_dir is not None and setup.crash_match in item.label:
-        marker = Path(setup.crash_dir) / hashlib.sha256(item.label.encode()).hexdigest()[:16]
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(item.label)
-            os._exit(1)  # the worker dies: Ray retries the task (max_retries)
+    crash_once(setup, item, "start")
     start = time.perf_counter()
     device = torch.device(setup.device)
     entries: dict[str, bytes] = {}
     if setup.storage == "shared":
         item.run(Cache(setup.cache_root), device)
+        crash_once(setup, item, "end")
     else:
         with tempfile.TemporaryDirectory(prefix="overconf-task-") as tmp:
             shipped = set()
@@ -175,12 +174,24 @@ def execute(item: WorkItem, setup: WorkerSetup, *deps: dict) -> dict:
                     atomic_write_bytes(Path(tmp) / name, blob)
                     shipped.add(name)
             item.run(Cache(tmp), device)
+            crash_once(setup, item, "end")
             for e in item.stores:
                 name = entry_name(e)
                 if name not in shipped and (Path(tmp) / name).exists():
                     entries[name] = (Path(tmp) / name).read_bytes()
     return {"entries": entries, "seconds": time.perf_counter() - start, "pid": os.getpid(),
             "host": socket.gethostname()}
+
+
+def crash_once(setup: WorkerSetup, item: WorkItem, where: str) -> None:
+    """tests only: end the worker (os._exit) on the item's first attempt, at ``setup.crash_at``"""
+    if setup.crash_dir is None or setup.crash_match not in item.label or setup.crash_at != where:
+        return
+    marker = Path(setup.crash_dir) / hashlib.sha256(item.label.encode()).hexdigest()[:16]
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(item.label)
+        os._exit(1)  # the worker dies: Ray retries the task (max_retries)
 
 
 def store_entries(cache: Cache, entries: dict[str, bytes]) -> None:

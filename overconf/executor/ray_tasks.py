@@ -35,7 +35,8 @@ log = logging.getLogger("overconf")
 INSTALL = "pip install 'overconf[ray]'"
 CRASH_ENV = "OVERCONF_RAY_CRASH_ONCE"
 """tests only: a folder; the first attempt of every task kills its worker (see WorkerSetup.crash_dir);
-``OVERCONF_RAY_CRASH_MATCH``: only of the tasks whose label holds this text"""
+``OVERCONF_RAY_CRASH_MATCH``: only of the tasks whose label holds this text;
+``OVERCONF_RAY_CRASH_AT``: start (before the work) | end (after it, before returning)"""
 
 
 def import_ray():
@@ -73,7 +74,8 @@ class RayExecutor:
         self.setup = WorkerSetup(str(Path(study.cache.root).resolve()), cfg.ray.storage,
                                  cfg.ray.threads or torch.get_num_threads(), "cuda" if cuda else "cpu",
                                  str(Path(crash).resolve()) if crash else None,
-                                 os.environ.get(CRASH_ENV.replace("ONCE", "MATCH"), ""))
+                                 os.environ.get(CRASH_ENV.replace("ONCE", "MATCH"), ""),
+                                 os.environ.get(CRASH_ENV.replace("ONCE", "AT"), "start"))
         self.cuda = cuda
         self.refs: dict[tuple, object] = {}
         """item id -> the object reference of its task (submitted in this run)"""
