@@ -140,3 +140,17 @@ def test_the_public_api_takes_the_executor_as_overrides(tmp_path):
     cfg = overconf.load(raw_for(tmp_path, "api"), executor="ray", ray__address="auto", ray__storage="driver")
     assert (cfg.executor, cfg.ray.address, cfg.ray.storage) == ("ray", "auto", "driver")
     assert "executor" in cfg.to_dict() and os.fspath(tmp_path)  # the resolved config.yaml records it
+
+
+def test_an_unreachable_cluster_is_one_error_naming_the_address():
+    from types import SimpleNamespace
+
+    from overconf.config.executor import RayConfig
+    from overconf.executor.ray_tasks import ensure_runtime
+
+    def init(**kw):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    fake = SimpleNamespace(is_initialized=lambda: False, init=init)
+    with pytest.raises(ConfigError, match=r"ray.address = 'auto'.*ray start --head"):
+        ensure_runtime(fake, SimpleNamespace(ray=RayConfig(address="auto")))

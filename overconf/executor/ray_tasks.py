@@ -54,7 +54,12 @@ def ensure_runtime(ray, cfg) -> None:
     if ray.is_initialized():
         return
     kw = {"address": cfg.ray.address} if cfg.ray.address else {"num_cpus": cfg.ray.local_cpus}
-    info = ray.init(**kw, log_to_driver=True)
+    try:
+        info = ray.init(**kw, log_to_driver=True)
+    except ConnectionError as e:
+        raise ConfigError(f"cannot connect to the Ray cluster at ray.address = '{cfg.ray.address}' ({e}); start it "
+                          f"(ray start --head) or fix --ray-address / ray.address, or leave it empty for a local "
+                          f"Ray runtime") from None
     url = getattr(info, "dashboard_url", None)
     log.info("ray: connected to %s%s", cfg.ray.address or "a local runtime",
              f"; dashboard: http://{url}" if url else "")
