@@ -34,7 +34,7 @@ examples:
 def cmd_run(args) -> int:
     from .config import read_config
 
-    cfg = read_config(args.config, args.set or [])  # config errors before torch loads
+    cfg = read_config(args.config, (args.set or []) + executor_sets(args))  # config errors before torch loads
     from .study import Study
     from .validation import validate_components
 
@@ -50,6 +50,12 @@ def cmd_run(args) -> int:
     print(f"figures:     {result.run_dir}/figures/")
     print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
     return 0
+
+
+def executor_sets(args) -> list[str]:
+    """``--executor`` / ``--ray-address`` as ``--set`` items (they win over the config's keys)."""
+    sets = [f"executor={args.executor}"] if args.executor else []
+    return sets + ([f"ray.address={args.ray_address}"] if args.ray_address else [])
 
 
 def cmd_sample(args) -> int:
@@ -168,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "run); a folder that holds a run is refused unless --overwrite")
     r.add_argument("--overwrite", action="store_true",
                    help="with --out: delete the run already in that folder (results, figures, tensorboard/) first")
+    r.add_argument("--executor", choices=("local", "ray"),
+                   help="where trainings and outputs run: local (default) or ray, as tasks on a Ray runtime "
+                        "(needs pip install 'overconf[ray]'; README: Running on a Ray cluster)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="with --executor ray: the cluster to connect to (e.g. ray://head:10001 or auto; "
+                        "default: start a local Ray runtime)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",

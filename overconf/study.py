@@ -11,6 +11,7 @@ Components receive a frozen per-seed :class:`~overconf.contexts.SeedContext`, ne
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
@@ -34,6 +35,7 @@ from .defenses.training import training_defense_info, with_training_defense
 from .device import resolve_device
 from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from .errors import ConfigError
+from .executor import prepare_seed
 from .gan.generators import seed_generator
 from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
@@ -84,11 +86,9 @@ class Study:
         except BaseException as e:
             interrupted = isinstance(e, KeyboardInterrupt)
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            try:
+            with contextlib.suppress(OSError):
                 write_status(self.run_dir, "interrupted" if interrupted else "failed", started=started,
                              finished=datetime.datetime.now().isoformat(timespec="seconds"), error=error)
-            except OSError:
-                pass
             log.error("run %s %s (%s); marked in %s; models already trained stay cached", self.run_dir,
                       "interrupted" if interrupted else "failed", type(e).__name__, self.run_dir / STATUS)
             raise
@@ -109,7 +109,7 @@ class Study:
             self.context = self.seed_context(seed, self.splits)
             self._check_sizes()
             self._check_signals()
-            sources = self.build_sources(seed)  # before any training: bad sources fail early
+            sources = prepare_seed(self, seed)  # build_sources before any training (ray: tasks first)
             for label, data in sources.items():
                 images[(seed, label)] = data.images
             for model in cfg.models:

@@ -15,6 +15,7 @@ from . import catalog as R
 from .config import StudyConfig, parse_config, read_config
 from .config.convert import check as _check
 from .errors import ConfigError
+from .executor import check_executor
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), *,
@@ -73,6 +74,7 @@ def validate_components(cfg: StudyConfig) -> None:
     if cfg.analysis:  # parameters of the analysis: section against each analysis' defaults
         from .run_analysis import selected
         selected(cfg)
+    check_executor(cfg)  # executor: ray without the ray package: one clear error now
 
 
 def validate_gan(cfg: StudyConfig) -> None:

@@ -16,6 +16,9 @@ batched against sequential DP-SGD for K reference models (``dp_sgd_batched``); M
 release queries/s, batched against one query at a time (``memguard``); fast_cifar (absolute):
 256 reference models at >= 93% CIFAR-10 test accuracy in under 20 minutes; a fully cached
 rerun of experiments/tiny.yaml (``cached_rerun``, absolute wall time): under 10 s on 2 CPU cores.
+Ray executor: K reference models as Ray tasks on a local runtime with 2 workers vs the local
+executor (``ray_reference``, "bare" = local), and the scheduling overhead per empty task
+(``ray_overhead``, absolute).
 """
 from __future__ import annotations
 
@@ -403,6 +406,74 @@ def bench_cached_rerun(args, device) -> dict:
             "cache_misses": phase["misses"], "unit": "s"}
 
 
+def ray_reference_set(args):
+    """K SalemCNNs (sequential, 1x28x28 uint8 inputs, 10 classes) on a balanced keep matrix over
+    ``ray_n`` images: the reference models of a study, without a dataset."""
+    from overconf.reference import balanced_keep
+    from overconf.reference.manager import ReferenceSet
+
+    g = torch.Generator().manual_seed(0)
+    n, k = args.ray_n, args.ray_models
+    images = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    return ReferenceSet("salem_cnn", {}, Recipe(epochs=1, batch_size=64), images, labels, torch.zeros(n, dtype=torch.long),
+                        torch.arange(n), balanced_keep(n, k, g), list(range(k)), torch.tensor([0.5]),
+                        torch.tensor([0.25]), 10, "sequential", 32, images[:1].float(), labels[:1])
+
+
+def ray_runtime(workers: int):
+    """A local Ray runtime with ``workers`` CPUs (one task per CPU), started once."""
+    from overconf.executor.ray_tasks import import_ray
+
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+@bench("ray_reference")
+def bench_ray_reference(args, device) -> dict:
+    """K reference models (SalemCNN, sequential, 1 epoch), models / s: as Ray tasks
+    (overconf.executor, shared storage) on a local runtime with ``ray_workers`` workers of 1 CPU
+    and 1 torch thread each, vs the local executor (ReferenceSet.state_dicts in this process, with
+    this process's threads; "bare"). A fresh empty cache every time."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from overconf.cache import Cache
+    from overconf.config.executor import RayConfig
+    from overconf.executor.items import ReferenceItem
+    from overconf.executor.ray_tasks import RayExecutor
+
+    ray_runtime(args.ray_workers)
+    refs = ray_reference_set(args)
+    items = [ReferenceItem(f"reference model {k}", refs=refs, ks=[k]) for k in range(args.ray_models)]
+
+    def local():
+        with tempfile.TemporaryDirectory() as tmp:
+            refs.state_dicts(list(range(args.ray_models)), Cache(tmp), device)
+
+    def on_ray():
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = SimpleNamespace(ray=RayConfig(threads=1), progress=False)
+            ex = RayExecutor(SimpleNamespace(cfg=cfg, cache=Cache(tmp), device=device))
+            ex.submit(items)
+            ex.wait()
+
+    return compare(local, on_ray, args.ray_models, device, args.repeats, "models/s")
+
+
+@bench("ray_overhead")
+def bench_ray_overhead(args, device) -> dict:
+    """Scheduling overhead of a Ray task: wall time per empty task (``ray_tasks`` of them at once,
+    workers started) on the local runtime of ``ray_reference``."""
+    from overconf.executor.ray_tasks import timed_empty_tasks
+
+    ray_runtime(args.ray_workers)
+    return {"ms_per_task": 1000 * min(timed_empty_tasks(args.ray_tasks) for _ in range(args.repeats)),
+            "tasks": args.ray_tasks, "workers": args.ray_workers, "unit": "ms/task"}
+
+
 def compare(bare: Callable, ours: Callable, work: int, device, repeats: int, unit: str) -> dict:
     """Warm both up once, then time them alternately; report the best of ``repeats`` each."""
     bare()
@@ -436,6 +507,10 @@ def main(argv=None) -> int:
     p.add_argument("--fc-n", type=int, help="fast_cifar: synthetic training images (default: 50000 on CUDA, 1024 on CPU)")
     p.add_argument("--cifar-root", help="fast_cifar: a torchvision root holding CIFAR-10 (else synthetic data)")
     p.add_argument("--data-root", help="cached_rerun: data.root for experiments/tiny.yaml (Fashion-MNIST's 4 .gz files)")
+    p.add_argument("--ray-models", type=int, default=8, help="ray_reference: models K (default 8)")
+    p.add_argument("--ray-n", type=int, default=4096, help="ray_reference: images in the keep matrix (4096)")
+    p.add_argument("--ray-workers", type=int, default=2, help="ray benchmarks: CPUs of the local runtime (2)")
+    p.add_argument("--ray-tasks", type=int, default=200, help="ray_overhead: empty tasks per measurement (200)")
     p.add_argument("--json", help="also write the results to this file")
     args, _ = p.parse_known_args(argv)
     device = resolve_device(args.device)
@@ -467,6 +542,9 @@ def main(argv=None) -> int:
         if "seconds" in r:
             print(f"{name:24s} {r['seconds']:.2f} s wall (best of {args.repeats}), "
                   f"{100 * r['report_share']:.0f}% in the report, {r['cache_misses']} cache misses")
+            continue
+        if "ms_per_task" in r:
+            print(f"{name:24s} {r['ms_per_task']:.2f} ms per empty task ({r['tasks']} tasks, {r['workers']} workers)")
             continue
         print(f"{name:24s} {r['bare']:14.1f} {r['overconf']:14.1f} {r['ratio']:7.3f}  {r['unit']}"
               + (f"  ({r['seconds_per_1e6']:.1f} s per 1e6 fakes)" if "seconds_per_1e6" in r else ""))

@@ -99,3 +99,13 @@ def as_list(value: Any, where: str) -> list:
     if isinstance(value, (str, dict)) or not isinstance(value, list):
         raise ConfigError(f"'{where}' must be a list, got {value!r}")
     return value
+
+
+def component_dict(c) -> dict[str, Any]:
+    """A component (``name`` + ``params``) as the mapping it is written as."""
+    return {"name": c.name, **c.params}
+
+
+def source_label(c) -> str:
+    """A source component's label: its ``label`` parameter, else its name."""
+    return str(c.params.get("label", c.name))

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from .convert import build, check as _check, reject_unknown
+from .convert import build, check as _check, component_dict as _component_dict, reject_unknown, source_label
 from .analysis import parse_analysis
+from .executor import RayConfig, check_executor_name
 from .gan import GanConfig
 from .presets import FastRecipeKeys, recipe_preset
 
@@ -283,6 +284,12 @@ class StudyConfig:
     cache_dir: str = "checkpoints"
     output_dir: str = "runs"
     progress: bool = True
+    executor: str = "local"
+    """local | ray: where trainings and outputs run; ``ray:`` its settings (overconf.config.executor)"""
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self):
+        check_executor_name(self.executor)
 
     def recipe_for(self, model: ModelSpec, setting: Setting) -> Recipe:
         recipe = self.recipe.updated(recipe_preset(model.arch), f"the {model.arch} preset").updated(
@@ -308,12 +315,3 @@ class StudyConfig:
             for s in self.settings
         }
         return d
-
-
-def _component_dict(c: Component) -> dict[str, Any]:
-    return {"name": c.name, **c.params}
-
-
-def source_label(c: Component) -> str:
-    return str(c.params.get("label", c.name))
-
