@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,9 @@ class TrainedClassifier:
     model: Classifier
     history: list[dict]
     job: ClassifierJob
+    train_seconds: float = float("nan")
+    """wall seconds of the training, summed over resumed parts; stored with the model (NaN for a
+    model stored before overconf recorded it). Not part of the key."""
 
 
 def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, progress: bool = True,
@@ -98,7 +102,8 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
                 return _train_and_store(job, model, cache, device, progress, checkpoint_every)
     cache.hits += 1
     model.load_state_dict(found["state_dict"])
-    return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+    return TrainedClassifier(key, model.to(device).eval(), found["history"], job,
+                             float(found.get("train_seconds", float("nan"))))
 
 
 def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
@@ -117,6 +122,7 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
     key = job.key
     cache.misses += 1
     resume = cache.load("partial", key)
+    before = float(resume.pop("train_seconds", 0.0)) if resume is not None else 0.0  # resumed: earlier parts
     resume_state = TrainState(**resume) if resume is not None else None
     if resume_state is not None:
         log.info("resuming %s from epoch %d", job.name, resume_state.epoch)
@@ -125,15 +131,19 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
     def on_epoch(state: TrainState) -> None:
         if state.epoch < job.recipe.epochs:
             save_partial(lambda: dataclasses.asdict(state) | {"model": to_cpu(state.model),
-                                                              "optimizer": to_cpu(state.optimizer)})
+                                                              "optimizer": to_cpu(state.optimizer),
+                                                              "train_seconds": before + time.perf_counter() - t0})
+
+    t0 = time.perf_counter()
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
                                resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
                                hooks=job.hooks or DEFAULT_HOOKS)
+    seconds = before + time.perf_counter() - t0
     state_dict = to_cpu(model.state_dict())
     check_finite(state_dict, job.name, job.recipe)
     cache.save("models", key, {"state_dict": state_dict, "history": history,
                                "arch": job.arch, "params": job.params,
-                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
+                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed, "train_seconds": seconds})
     cache.discard("partial", key)
-    return TrainedClassifier(key, model.eval(), history, job)
+    return TrainedClassifier(key, model.eval(), history, job, seconds)
