@@ -277,3 +277,19 @@ def test_memguard_verdict_in_a_study(reference_study):
     v = {claim.split()[0]: (status, lines) for claim, status, lines in defense_verdicts(result, result.cells[0].model)}
     assert v["MemGuard"][0] == "holds", v["MemGuard"]
     assert v["DP-SGD"][0] == "not tested in this run"
+
+
+def test_report_of_a_defense_study(reference_study):
+    from overconf.report import write_report
+
+    first, result, _ = reference_study
+    write_report(result)
+    text = (result.run_dir / "summary.md").read_text()
+    assert "## Defenses: utility, false positives per source" in text
+    assert "### Verdicts: the seeds' defense claims" in text and "MemGuard does nothing" in text
+    assert "| round_unaware | rounding | unaware |" in text
+    csv_text = (result.run_dir / "defense_fpr.csv").read_text()
+    assert csv_text.startswith("model,setting,defense,attacker,attack,source,tpr")
+    write_report(first)  # no defense setting: no defense section, no CSV
+    assert "Defenses:" not in (first.run_dir / "summary.md").read_text()
+    assert not (first.run_dir / "defense_fpr.csv").exists()
