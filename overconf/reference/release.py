@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..cache import content_key
+from ..cache import content_key, tensor_digest
 from ..defenses import DEFENSES, DefenseContext, ReleaseDefense
 from ..seeding import derive_seed
 from .manager import ReferenceSet
@@ -74,6 +74,13 @@ def released(logits: torch.Tensor, defenses: list[ReleaseDefense]) -> torch.Tens
 
 def defended_logits(rs: ReferenceSet, logits: torch.Tensor, component, seed_ctx) -> torch.Tensor:
     """``logits`` [N, K, C] as the attacker sees them: released through ``component`` when it is a
-    release-time defense, else unchanged."""
+    release-time defense, else unchanged. Memoised per seed context, reference set, defense and
+    logits (RMIA's population is queried with every input set: MemGuard releases it once)."""
     d = release_defense(component)
-    return logits if d is None else released(logits, fitted_defenses(rs, d, seed_ctx))
+    if d is None:
+        return logits
+    memo = _FITTED.setdefault(seed_ctx, {})
+    key = content_key({"set": rs.key, "defense": defense_key(d), "logits": tensor_digest(logits)})
+    if key not in memo:
+        memo[key] = released(logits, fitted_defenses(rs, d, seed_ctx))
+    return memo[key]
