@@ -27,7 +27,7 @@ EFFECT = 0.05
 BASELINE = "baseline"
 TEST = "test"
 UTILITY = (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy"), ("ECE", "test", "ece"),
-           ("train s", "train", "train_seconds"))
+           ("train s", "train", "train_seconds"), ("train CPU s", "train", "train_cpu_seconds"))
 DEFENSE_ROWS = (("epsilon", "epsilon"), ("epoch chosen", "early_stopping_epoch"),
                 ("MemGuard L1", "mean_l1_distortion"), ("noisy released", "released_noisy_fraction"))
 CSV_FIELDS = ["model", "setting", "defense", "attacker", "attack", "source", "tpr", "tpr_baseline", "tpr_change",
@@ -130,11 +130,11 @@ def utility_markdown(rows: list[dict], model: str) -> list[str]:
     body = []
     for setting in ordered(rows, "setting"):
         cells = [setting, info[setting]["defense"], info[setting]["attacker"]]
-        cells += [t.fmt(model, setting, "-", src, m, digits=1 if m == "train_seconds" else 3) for _, src, m in UTILITY]
+        cells += [t.fmt(model, setting, "-", src, m, digits=1 if m.startswith("train_") else 3) for _, src, m in UTILITY]
         cells += [t.fmt(model, setting, "-", "defense", m) for _, m in DEFENSE_ROWS]
         body.append(cells)
-    note = ("Utility per setting (train s: wall seconds of the target's training, stored with the model; "
-            "– for a model stored before overconf recorded it). Defense rows: epsilon reached (DP-SGD), "
+    note = ("Utility per setting (train s / train CPU s: wall / process CPU seconds of the target's training, "
+            "stored with the model; – for a model stored before overconf recorded it). Defense rows: epsilon reached (DP-SGD), "
             "the epoch early stopping chose, MemGuard's mean L1 distortion and fraction of noisy releases.")
     return [note, "", markdown_table(header, body), ""]
 

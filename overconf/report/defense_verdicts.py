@@ -156,14 +156,12 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
     costs = []
     for dp in dps:
         acc = diff_interval(s, base, dp, "accuracy")
-        secs = [v for v in t.get(s.model, dp, "-", "train", "train_seconds")], \
-            [v for v in t.get(s.model, base, "-", "train", "train_seconds")]
-        ratio = (sum(secs[0]) / len(secs[0])) / (sum(secs[1]) / len(secs[1])) if all(secs) else float("nan")
+        ratio = time_ratio(t, s.model, dp, base)
         acc_st = decide(acc, ACC_COST, "above")
         time_st = INCONCLUSIVE if math.isnan(ratio) else HOLDS if ratio >= TIME_COST else FAILS
         costs += [acc_st, time_st]
         lines.append(f"cost of `{dp}`: test accuracy drop {_iv(acc)} (large: >= {ACC_COST}): {acc_st}; "
-                     f"training time x{ratio:.2f} of the baseline's (large: >= {TIME_COST}, one measurement): "
+                     f"training CPU time x{ratio:.2f} of the baseline's (large: >= {TIME_COST}, one measurement): "
                      f"{time_st}")
     cost = HOLDS if all(c == HOLDS for c in costs) else FAILS if FAILS in costs else INCONCLUSIVE
     lines.insert(0, f"protection: {protection}; cost: {cost}")
@@ -172,6 +170,20 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
     if FAILS in (protection, cost):
         return FAILS, lines
     return f"protection {protection}, cost {cost}", lines
+
+
+def time_ratio(t: Table, model: str, setting: str, base: str) -> float:
+    """The setting's training time over the baseline's: CPU seconds (robust to a shared CPU), else
+    wall seconds where CPU seconds were not recorded; NaN without either."""
+    for metric in ("train_cpu_seconds", "train_seconds"):
+        a, b = (_finite(t.get(model, x, "-", "train", metric)) for x in (setting, base))
+        if a and b:
+            return (sum(a) / len(a)) / (sum(b) / len(b))
+    return float("nan")
+
+
+def _finite(vals: list[float]) -> list[float]:
+    return [v for v in vals if not math.isnan(v)]
 
 
 def _ratio(s: Samples, setting: str, base: str, attack: str, boot: bool):
