@@ -81,7 +81,7 @@ def heatmap_figure(records: list[dict], model: str):
     cols = ["TPR"] + [f"FPR {s}" for s in sources]
     fig, axes = _grid(max(1, len(attacks)), 0.75 * len(cols) + 2.2, 0.32 * len(settings) + 1.2)
     im = None
-    for ax, attack in zip(axes, attacks):
+    for k, (ax, attack) in enumerate(zip(axes, attacks)):
         m = np.full((len(settings), len(cols)), np.nan)
         for r in recs:
             if r["attack"] == attack:
@@ -93,7 +93,7 @@ def heatmap_figure(records: list[dict], model: str):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
         ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(settings)), settings, fontsize=7)
+        ax.set_yticks(range(len(settings)), settings if k % min(4, len(attacks)) == 0 else [], fontsize=7)
         ax.set_title(attack, fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.6, label="change against the baseline")
