@@ -151,7 +151,7 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
             lines.append(f"`{attack}` {what}: best DP-SGD `{dp}` {s.point(dp, what, attack):.3f} vs best other "
                          f"`{other}` {s.point(other, what, attack):.3f}, difference {_iv(iv)}: {st}")
         statuses.append(HOLDS if all(p == HOLDS for p in parts) else FAILS if FAILS in parts else INCONCLUSIVE)
-    protection = combine(statuses)
+    protection = combine(statuses).replace(" settings", " cases")
     t = Table(rows)
     costs = []
     for dp in dps:
@@ -213,7 +213,7 @@ def compromise(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
             lines.append(f"`{attack}` `{x}`: AUROC gain {g:+.3f} per accuracy lost {l:+.3f} = {r:.2f} vs `{dp}` "
                          f"{g_dp:+.3f} / {l_dp:+.3f} = {r_dp:.2f}; larger in {p:.1%} of {len(rd)} paired "
                          f"bootstrap replicates: {st}")
-    return combine(statuses), lines
+    return combine(statuses).replace(" settings", " cases"), lines
 
 
 def reweighting(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
@@ -235,7 +235,7 @@ def reweighting(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
                              f"{s.point(x, what, attack):.3f}, difference {_iv(iv)}: {parts[-1]}")
             p = parts + [acc_st]
             statuses.append(HOLDS if all(q == HOLDS for q in p) else FAILS if FAILS in p else INCONCLUSIVE)
-    return combine(statuses), lines
+    return combine(statuses).replace(" settings", " cases"), lines
 
 
 def memguard_label_only(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
@@ -253,7 +253,7 @@ def memguard_label_only(s: Samples, rows, base, attacks) -> tuple[str, list[str]
             statuses.append(st)
             lines.append(f"`{x}` `{attack}` AUROC {s.point(base, 'auroc', attack):.3f} -> "
                          f"{s.point(x, 'auroc', attack):.3f} ({'identical per-sample scores on every set' if same else 'difference ' + _iv(iv)}): {st}")
-    return combine(statuses), lines
+    return combine(statuses).replace(" settings", " cases"), lines
 
 
 CLAIMS = (("DP-SGD gives the strongest protection at a large accuracy and time cost", dp_strongest),
