@@ -62,8 +62,8 @@ def row(cell: Cell, attack: str, source: str, metric: str, value: Any) -> dict:
             "source": source, "metric": metric, "value": float(value)}
 
 def model_rows(cell: Cell, out, cal_t: Calibration, cal_s: Calibration, ece_bins: int) -> list[dict]:
-    """Accuracy, ECE and overconfidence error of target and shadow (calibrated), mean max scores, and
-    the fitted calibration parameters."""
+    """Accuracy, ECE and overconfidence error of target and shadow (calibrated), the target's training
+    time (``train_seconds``, ``train_cpu_seconds``), mean max scores, and the fitted calibration parameters."""
     bins = ece_bins
     rows = []
     for role, cal, prefix in (("target", cal_t, ""), ("shadow", cal_s, "shadow_")):
@@ -76,6 +76,8 @@ def model_rows(cell: Cell, out, cal_t: Calibration, cal_s: Calibration, ece_bins
                                       expected_calibration_error(p, o.labels, bins)))
                 rows.append(row(cell, NO_ATTACK, split, f"{prefix}overconfidence_error",
                                       overconfidence_error(p, o.labels, bins)))
+    if cell.target is not None:  # utility: the target's training time (NaN: stored before it was recorded)
+        rows += [row(cell, NO_ATTACK, "train", k, getattr(cell.target, k)) for k in ("train_seconds", "train_cpu_seconds")]
     rows.append(row(cell, NO_ATTACK, "members", "mean_max_score", cell.members.max_score.mean()))
     for label, s in cell.sources.items():
         rows.append(row(cell, NO_ATTACK, label, "mean_max_score", s.max_score.mean()))

@@ -57,6 +57,9 @@ class SignalContext:
     attacker_job: Any = None
     """the attacker's shadow :class:`~overconf.training.jobs.ClassifierJob`, whose recipe reference
     models follow (None: ``job``)"""
+    attacker_defense: Any = None
+    """the defense the attacker's shadow is released through (a config ``Component``; None: none):
+    an aware attacker releases its reference models' outputs through it too (overconf.reference.release)"""
 
 
 @dataclass(frozen=True)

@@ -233,7 +233,7 @@ class Study:
         for label, d in sources.items():
             parts[("target", f"source:{label}")] = (src_out[label], d.x, d.pool, d.pool_index)
         signals = {k: self.signals(k, v, trained[k[0]], cal_t if k[0] == "target" else cal_s,
-                                   attacker_job=trained["shadow"].job)
+                                   attacker_job=trained["shadow"].job, attacker_defense=shadow_setting.defense)
                    for k, v in parts.items()}
         members = signals[("target", "members")]
         src_signals = {label: signals[("target", f"source:{label}")] for label in sources}
@@ -302,13 +302,13 @@ class Study:
                               torch.full((n,), -1, dtype=torch.long), self.device)
 
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration,
-                attacker_job: ClassifierJob | None = None) -> Signals:
+                attacker_job: ClassifierJob | None = None, attacker_defense: Component | None = None) -> Signals:
         """The queried model's signals; reference models follow ``attacker_job``'s (the shadow's) recipe."""
         outs, x, pool, pool_index = part
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self.context, pool_index, pool, trained.job, attacker_job)
+                                self.cache, self.context, pool_index, pool, trained.job, attacker_job, attacker_defense)
             value = cached_signal(req, ctx)
             # the model's outputs on other inputs (augmented queries, a population sample) are
             # released like its own: through the setting's calibration

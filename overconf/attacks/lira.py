@@ -183,7 +183,9 @@ class LiRA(Attack):
             score = -gaussian_logpdf(phi_t, mu_out, var_out)
         else:
             score = torch.special.log_ndtr((phi_t - mu_out) / var_out.sqrt())
-        return score.mean(1)
+        # degenerate reference distributions (all-equal phi, e.g. references released through rounding
+        # to an aware attacker): a NaN (inf - inf) is no evidence; +-inf and +-1e300 are cut at +-1e30
+        return torch.nan_to_num(score, nan=0.0).clamp(-1e30, 1e30).mean(1)
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
         _, phi_r, keep = self.scaled_logits(members)

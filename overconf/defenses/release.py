@@ -7,8 +7,10 @@ signals, attacks and the per-model metrics.
 
 Not covered by a release-time defense (they query the model itself, not its released vector):
 label-only signals that return predicted labels (a label-preserving defense changes nothing
-there: MemGuard's known blind spot), white-box probes (adversarial distance), and reference-model
-outputs (LiRA / RMIA / Shokri reference models are the attacker's own models).
+there: MemGuard's known blind spot) and white-box probes (adversarial distance). Reference-model
+outputs (LiRA / RMIA / Shokri) are the attacker's own models: an aware attacker releases them
+through the same defense, fitted per reference model (overconf.reference.release); an unaware one
+does not.
 """
 from __future__ import annotations
 

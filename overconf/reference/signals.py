@@ -23,6 +23,7 @@ from ..cache import tensor_digest
 from ..outputs import cached_outputs
 from ..signals import SIGNALS, SignalContext
 from .manager import ReferenceSet, check_reference, reference_set
+from .release import defended_logits, defense_key
 
 
 def refs(ctx: SignalContext) -> ReferenceSet:
@@ -40,13 +41,18 @@ def _register(name: str, producer, key_extra, doc: str, uses_references: bool = 
 
 
 def _set_key(ctx: SignalContext):
-    return refs(ctx).key
+    d = defense_key(ctx.attacker_defense)  # the aware attacker's release-time defense; None keeps the key
+    return refs(ctx).key if d is None else [refs(ctx).key, d]
+
+
+def _released(ctx: SignalContext, logits):
+    return defended_logits(refs(ctx), logits, ctx.attacker_defense, ctx.context)
 
 
 def _reference_logits(query):
     def produce(ctx: SignalContext):
         x = ctx.x if query is None else QUERIES[query](ctx.x)
-        return refs(ctx).logits(x, ctx.cache, ctx.device, ctx.context.progress)
+        return _released(ctx, refs(ctx).logits(x, ctx.cache, ctx.device, ctx.context.progress))
 
     return produce
 
@@ -77,12 +83,17 @@ def _population_labels(ctx: SignalContext):
 
 def _population_reference_logits(ctx: SignalContext):
     rs = refs(ctx)
-    return rs.logits(rs.population_x, ctx.cache, ctx.device, ctx.context.progress)
+    return _released(ctx, rs.logits(rs.population_x, ctx.cache, ctx.device, ctx.context.progress))
 
 
 def _population_key(ctx: SignalContext):
     rs = refs(ctx)
     return [rs.key, tensor_digest(rs.population_x)]
+
+
+def _population_reference_key(ctx: SignalContext):
+    d = defense_key(ctx.attacker_defense)
+    return _population_key(ctx) if d is None else _population_key(ctx) + [d]
 
 
 _register("reference_logits", _reference_logits(None), _set_key,
@@ -98,5 +109,5 @@ for _q in QUERIES:
 _register("population_log_probs", _population_log_probs, _population_key,
           "The queried model's outputs on RMIA's population sample z (calibrated by the study).")
 _register("population_labels", _population_labels, _population_key, "Labels of RMIA's population sample z.")
-_register("population_reference_logits", _population_reference_logits, _population_key,
+_register("population_reference_logits", _population_reference_logits, _population_reference_key,
           "Reference models' logits on RMIA's population sample z: float32 [Z, K, C].")

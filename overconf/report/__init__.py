@@ -33,6 +33,7 @@ def write_report(result) -> None:
 
     write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)
+    text += _defense_report(result, run_dir, cache)
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
         from .comparison_report import write_comparison
         from .runs import load_run
@@ -42,6 +43,26 @@ def write_report(result) -> None:
                                       figures_dir=run_dir / "figures", level=2, cache=cache)
         text += "\n" + section
     atomic_write_text(run_dir / "summary.md", text)
+
+
+def _defense_report(result, run_dir, cache) -> str:
+    """A study with defense settings: defense_fpr.csv, the defense figures (and TensorBoard images),
+    and summary.md's defense section with the verdicts on the seeds' claims (else nothing)."""
+    from .defense_report import defense_section, write_fpr_csv
+
+    section, records = defense_section(result.rows)
+    if not section:
+        return ""
+    from .defense_verdicts import defense_verdicts_markdown
+
+    write_fpr_csv(records, run_dir / "defense_fpr.csv")
+    if result.config.report.figures:
+        from .defense_figures import defense_figures, defense_tensorboard
+
+        paths = defense_figures(result.rows, records, run_dir / "figures", cache)
+        if result.config.report.tensorboard:
+            defense_tensorboard(paths, run_dir / "tensorboard" / "defenses")
+    return "\n" + section + "\n" + defense_verdicts_markdown(result, level=3)
 
 
 __all__ = ["write_report", "write_rows", "load_rows", "summary_markdown"]

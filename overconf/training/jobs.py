@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,11 @@ class TrainedClassifier:
     model: Classifier
     history: list[dict]
     job: ClassifierJob
+    train_seconds: float = float("nan")
+    """wall seconds of the training, summed over resumed parts; stored with the model (NaN for a
+    model stored before overconf recorded it). Not part of the key."""
+    train_cpu_seconds: float = float("nan")
+    """the same in CPU seconds of the process (``time.process_time``): robust to a shared CPU"""
 
 
 def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, progress: bool = True,
@@ -107,7 +113,8 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
                 return _train_and_store(job, model, cache, device, progress, checkpoint_every)
     cache.hits += 1
     model.load_state_dict(found["state_dict"])
-    return TrainedClassifier(key, model.to(device).eval(), found["history"], job)
+    return TrainedClassifier(key, model.to(device).eval(), found["history"], job,
+                             *(float(found.get(k, float("nan"))) for k in ("train_seconds", "train_cpu_seconds")))
 
 
 def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
@@ -126,6 +133,8 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
     key = job.key
     cache.misses += 1
     resume = cache.load("partial", key)
+    before, cpu_before = ((float(resume.pop("train_seconds", 0.0)), float(resume.pop("train_cpu_seconds", 0.0)))
+                          if resume is not None else (0.0, 0.0))  # resumed: the earlier parts' time
     resume_state = TrainState(**resume) if resume is not None else None
     if resume_state is not None:
         log.info("resuming %s from epoch %d", job.name, resume_state.epoch)
@@ -134,15 +143,21 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
     def on_epoch(state: TrainState) -> None:
         if state.epoch < job.recipe.epochs:
             save_partial(lambda: dataclasses.asdict(state) | {"model": to_cpu(state.model),
-                                                              "optimizer": to_cpu(state.optimizer)})
+                                                              "optimizer": to_cpu(state.optimizer),
+                                                              "train_seconds": before + time.perf_counter() - t0,
+                                                              "train_cpu_seconds": cpu_before + time.process_time() - c0})
+
+    t0, c0 = time.perf_counter(), time.process_time()
 
     history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
                                resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
                                hooks=job.hooks or DEFAULT_HOOKS)
+    seconds, cpu = before + time.perf_counter() - t0, cpu_before + time.process_time() - c0
     state_dict = to_cpu(model.state_dict())
     check_finite(state_dict, job.name, job.recipe)
     cache.save("models", key, {"state_dict": state_dict, "history": history,
                                "arch": job.arch, "params": job.params,
-                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed})
+                               "recipe": dataclasses.asdict(job.recipe), "seed": job.seed, "train_seconds": seconds,
+                               "train_cpu_seconds": cpu})
     cache.discard("partial", key)
-    return TrainedClassifier(key, model.eval(), history, job)
+    return TrainedClassifier(key, model.eval(), history, job, seconds, cpu)
