@@ -10,6 +10,7 @@ of torch):
 - ``overconf.run(config_or_path, **overrides)`` / ``overconf.Study`` -> ``StudyResult``
   (``.frame``: a pandas DataFrame of the rows, ``.scores``, ``.run_dir``); ``overconf.load`` gives
   the validated config;
+- ``overconf.analyze(run_dir, only=[...])``: analyses of a finished run (vulnerable samples, ...);
 - ``overconf.evaluate(model, members, nonmembers, shadow=...)``: bring your own model and data;
 - ``overconf.attacks.get / fit``: attacks on plain logits; ``overconf.metrics``: functional metrics.
 """
@@ -17,10 +18,10 @@ of torch):
 __version__ = "0.1.0"
 
 _LAZY = {"run": "overconf.api", "Study": "overconf.api", "StudyResult": "overconf.api", "load": "overconf.api",
-         "evaluate": "overconf.byo"}
+         "evaluate": "overconf.byo", "analyze": "overconf.api"}
 _SUBMODULES = ("attacks", "metrics", "config", "api", "byo", "results")
 
-__all__ = ["run", "Study", "StudyResult", "load", "evaluate", "attacks", "metrics", "__version__"]
+__all__ = ["run", "Study", "StudyResult", "load", "evaluate", "analyze", "attacks", "metrics", "__version__"]
 
 
 def __getattr__(name: str):

@@ -126,4 +126,27 @@ def run(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, *
     return Study(config, overrides, **kwargs).run(run_dir, write_report=write_report, overwrite=overwrite)
 
 
-__all__ = ["run", "Study", "StudyResult", "load"]
+def analyze(run_dir: str | Path, only: list[str] | str | None = None, overrides: Mapping[str, Any] | None = None,
+            **kwargs: Any):
+    """Run analyses (overconf.analysis) on a finished run folder: ``overconf.analyze("runs/x",
+    only=["vulnerability"], analysis__vulnerability__fprs=[0.01])``. Models and outputs come from
+    the run's cache (``cache_dir`` of its config.yaml, relative to the working directory; override
+    with ``cache_dir=...``). Returns an :class:`overconf.run_analysis.AnalysisRun` (``.frame``, ``.results``);
+    files in ``RUN_DIR/analysis/`` (analysis.md, rows.csv, tables, figures)."""
+    return analyze_sets(run_dir, only, _set_items(overrides, kwargs))
+
+
+def analyze_sets(run_dir: str | Path, only: list[str] | str | None, sets: list[str]):
+    """:func:`analyze` with overrides as ``--set`` strings (the CLI's)."""
+    from .run_analysis import check_run_folder, run_analyses
+    from .study import Study
+    from .validation import load_config
+
+    run_dir = Path(run_dir)
+    check_run_folder(run_dir)
+    cfg = load_config(run_dir / "config.yaml", sets)
+    names = [n.strip() for n in only.split(",") if n.strip()] if isinstance(only, str) else only
+    return run_analyses(Study(cfg, run_dir), names)
+
+
+__all__ = ["run", "Study", "StudyResult", "load", "analyze"]

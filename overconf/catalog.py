@@ -3,6 +3,7 @@ built-in member). The Registry class itself is overconf.registry.
 
 Runner layer: it imports every family (attacks, sources incl. GAN sources, reference signals, ...).
 """
+from .analysis import ANALYSES
 from .attacks import ATTACKS
 from .calibrations import CALIBRATIONS
 from .data.datasets import DATASETS
@@ -17,7 +18,8 @@ from .gan import hooks as _gan_hooks  # noqa: F401  (registers the post-cell hoo
 from .hooks import CELL_HOOKS
 
 ALL = {"datasets": DATASETS, "sources": SOURCES, "architectures": MODELS, "attacks": ATTACKS,
-       "calibrations": CALIBRATIONS, "defenses": DEFENSES, "signals": SIGNALS, "gans": GANS}
+       "calibrations": CALIBRATIONS, "defenses": DEFENSES, "signals": SIGNALS, "gans": GANS,
+       "analyses": ANALYSES}
 """the config-visible families (overconf.names mirrors their names); post-cell hooks: CELL_HOOKS"""
 
-__all__ = ["CELL_HOOKS", "ATTACKS", "CALIBRATIONS", "DEFENSES", "DATASETS", "SOURCES", "MODELS", "SIGNALS", "GANS", "ALL"]
+__all__ = ["ANALYSES", "CELL_HOOKS", "ATTACKS", "CALIBRATIONS", "DEFENSES", "DATASETS", "SOURCES", "MODELS", "SIGNALS", "GANS", "ALL"]

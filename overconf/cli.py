@@ -24,6 +24,7 @@ examples:
   overconf run experiments/fashion_mnist.yaml --set recipe.epochs=5 --set seeds=[0,1]
   overconf run experiments/calibration_fashion_mnist.yaml
   overconf compare runs/calibration_fashion_mnist-*/ --baseline baseline
+  overconf analyze runs/vulnerability_fashion_mnist-*/ --only vulnerability
   overconf list attacks
   overconf sample experiments/fashion_mnist.yaml --out samples/ --n 64 --conditional --classes 0,3
   tensorboard --logdir runs/
@@ -99,6 +100,16 @@ def cmd_compare(args) -> int:
     print(markdown_table(*attack_table(c)), end="\n\n")
     print(verdicts_markdown(c))
     print(f"\ncomparison: {out}/comparison.md (and comparison.csv, figures/)")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .api import analyze_sets
+
+    run = analyze_sets(args.run_dir, args.only, args.set or [])
+    print((run.run_dir / "analysis" / "analysis.md").read_text())
+    print(f"\nanalysis: {run.run_dir}/analysis/ (analysis.md, rows.csv, tables, figures); "
+          f"cache: {run.cache_hits} hits, {run.cache_misses} computed")
     return 0
 
 
@@ -189,6 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--attack", help="attack whose rates are compared (default: max_score, else the first)")
     cp.add_argument("--no-figures", action="store_true", help="tables only")
     cp.set_defaults(func=cmd_compare)
+
+    an = sub.add_parser("analyze", help="run analyses (vulnerable samples, ...) on a finished run",
+                        description="Run the analyses of the run's 'analysis:' section (or --only) on its cached "
+                                    "models and outputs (nothing is retrained); writes RUN_DIR/analysis/ "
+                                    "(analysis.md, linked from summary.md; rows.csv; tables as CSV and "
+                                    "Parquet; figures as PNG and in tensorboard/analysis/).")
+    an.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'overconf run'")
+    an.add_argument("--only", help="comma-separated analyses (default: the config's analysis: section)")
+    an.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a config key, e.g. --set analysis.vulnerability.fprs=[0.01] (repeatable)")
+    an.set_defaults(func=cmd_analyze)
 
     ls = sub.add_parser("list", help="list registered datasets, sources, architectures, attacks, ...")
     ls.add_argument("family", nargs="?", help="one family only")

@@ -37,6 +37,7 @@ from .errors import ConfigError
 from .gan.generators import seed_generator
 from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
+from .run_analysis import run_analyses
 from .run_folder import OUTPUT_FIX, STATUS, create_run_dir, default_run_dir, write_status
 from .results import setting_columns
 from .seeding import derive_seed, generator
@@ -122,6 +123,8 @@ class Study:
             from .report import write_report
 
             write_report(result)
+            if cfg.analysis:  # the study's analysis: section (overconf.run_analysis), on the cached models
+                run_analyses(self)
         return result
 
     def seed_context(self, seed: int, splits: Splits) -> SeedContext:

@@ -70,6 +70,9 @@ def validate_components(cfg: StudyConfig) -> None:
     labels = [R.ATTACKS[c.name](**c.params).label for c in cfg.attacks]
     _check(len(set(labels)) == len(labels), f"attacks has duplicates: {labels}; give each a distinct 'label'")
     validate_gan(cfg)
+    if cfg.analysis:  # parameters of the analysis: section against each analysis' defaults
+        from .run_analysis import selected
+        selected(cfg)
 
 
 def validate_gan(cfg: StudyConfig) -> None:

@@ -72,7 +72,7 @@ def test_names_table_matches_the_registries():
     for family, names in NAMES.items():
         assert sorted(names) == registries[family].names(), (
             f"overconf/names.py NAMES['{family}'] is out of date; registered: {registries[family].names()}")
-    config_visible = {"dataset", "source", "architecture", "attack", "calibration", "defense", "gan"}
+    config_visible = {"dataset", "source", "architecture", "attack", "calibration", "defense", "gan", "analysis"}
     assert set(NAMES) == config_visible
 
 

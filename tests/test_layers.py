@@ -25,9 +25,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                          "overconf.hooks")),
     ("components", ("overconf.attacks", "overconf.calibrations", "overconf.defenses", "overconf.gan",
                     "overconf.reference", "overconf.metrics", "overconf.fid")),
+    ("analysis", ("overconf.analysis",)),  # analyses of a study's cached models (overconf analyze)
     ("report", ("overconf.report",)),
     ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
-                "overconf.validation")),
+                "overconf.validation", "overconf.run_analysis")),
     ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
 ]
 """The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .convert import build, check as _check, reject_unknown
+from .analysis import parse_analysis
 from .gan import GanConfig
 
 @dataclass
@@ -275,6 +276,8 @@ class StudyConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     """generators of the fake sources, FID, streaming and latent search (overconf.config.gan)"""
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"parse": parse_analysis})
+    """analyses run after the study (overconf.analysis; config/analysis.py); empty: none"""
     cache_dir: str = "checkpoints"
     output_dir: str = "runs"
     progress: bool = True
@@ -286,6 +289,8 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (round-trips through ``from_dict``)."""
         d = dataclasses.asdict(self)
+        if not self.analysis:  # runs without analyses keep their config.yaml as before
+            del d["analysis"]
         d["sources"] = [_component_dict(c) for c in self.sources]
         d["attacks"] = [_component_dict(c) for c in self.attacks]
         d["settings"] = {

@@ -1,0 +1,14 @@
+"""Analyses of a study's cached models and outputs (layer between components and report; they
+never import the runner): ``ANALYSES`` (one module per analysis), :class:`AnalysisContext` (one
+(seed, model, setting)), :class:`AnalysisResult`. Run with ``overconf analyze RUN_DIR`` or a
+study's ``analysis:`` section (overconf.run_analysis); contract: /work/briefs/analysis-contract.md.
+
+| analysis | module | what |
+|---|---|---|
+| ``vulnerability`` | vulnerability.py (+ vulnerable.py, characteristics.py, explain.py) | seed 003: vulnerable members, their characteristics, t-SNE, Grad-CAM, defenses per setting |
+"""
+from .base import ANALYSES, Analysis, AnalysisResult
+from .context import AnalysisContext
+from . import vulnerability as _vulnerability  # noqa: F401  (registers "vulnerability")
+
+__all__ = ["ANALYSES", "Analysis", "AnalysisContext", "AnalysisResult"]
