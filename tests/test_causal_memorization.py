@@ -145,3 +145,51 @@ def test_one_run_curve_trains_once_per_m_and_is_cached(tmp_path):
     assert [p.one_run for p in again] == [p.one_run for p in points]
     fig = one_run.bias_figure(points)
     assert len(fig.axes) == 1
+
+
+# ----------------------------------------------------------------------------- the analysis, end to end
+
+def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
+    import copy
+
+    import overconf
+    from overconf.errors import ConfigError
+    from overconf.study import Study
+    from overconf.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
+    raw["recipe"] = {"epochs": 2, "lr": 0.003, "batch_size": 64}
+    raw["data"]["eval_size"] = raw["data"]["fit_size"] = 100
+    raw["sources"], raw["attacks"] = ["test", "gaussian"], ["max_score", "lira"]
+    raw["reference"] = {"num_models": 4, "population": 50}
+    raw["analysis"] = {"causal_memorization": {"one_run_m": [40, 400], "bootstrap": 20, "folds": 3}}
+    run_dir = tmp_path / "run"
+    Study(config_from_dict(raw), run_dir).run()
+    assert (run_dir / "analysis" / "analysis.md").exists()
+    run = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"])
+    assert run.cache_misses == 0  # reference, one-run and shadow outputs all from the cache
+    frame = run.frame
+    multi = frame[frame.part == "multi_run"].set_index("metric")
+    assert 0 <= multi.loc["causal_auc", "value"] <= 1
+    assert multi.loc["causal_auc", "ci_low"] <= multi.loc["causal_auc", "value"] <= multi.loc["causal_auc", "ci_high"]
+    assert sorted(frame[frame.part == "one_run"].m.dropna().unique()) == [40, 400]
+    zero = frame[frame.part == "zero_run"]
+    assert set(zero.source) == {"test", "gaussian"}
+    z = zero.set_index(["source", "metric"]).value
+    assert z[("gaussian", "propensity_auc")] > 0.95  # noise vs clothing: no overlap, flagged
+    # the naive zero-run AUC is the study's max_score AUROC (same ROC: monotone score, same sets)
+    import pandas as pd
+
+    study = pd.read_csv(run_dir / "results.csv")
+    auroc = study[(study.attack == "max_score") & (study.source == "test") & (study.metric == "auroc")].value
+    assert z[("test", "naive_auc")] == pytest.approx(float(auroc.iloc[0]), abs=1e-9)
+    files = {p.name for p in (run_dir / "analysis" / "causal_memorization").iterdir()}
+    tag = "salem_cnn_baseline_s0"
+    assert {f"{tag}_memorization.csv", f"{tag}_memorization.parquet", f"{tag}_one_run_bias.png",
+            f"{tag}_zero_run.csv", f"{tag}_zero_run_auc.png"} <= files, files
+    md = (run_dir / "analysis" / "analysis.md").read_text()
+    assert "Causal memorization" in md and "Zero-run" in md and "no overlap" in md
+    with pytest.raises(ConfigError, match="one_run_m"):
+        overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"],
+                         analysis__causal_memorization__one_run_m=[1000])

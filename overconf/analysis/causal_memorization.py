@@ -77,7 +77,8 @@ def per_point(scores, keep, correct=None) -> dict[str, np.ndarray]:
         delta = mean_in - mean_out
         ss = ((s - mean_in) ** 2 * k).sum(0) + ((s - mean_out) ** 2 * ~k).sum(0)
         sd = np.sqrt(ss / (a + b - 2))
-        standardized = np.where(sd > 0, delta / sd, np.nan)
+        scale = np.abs(s).max(0) + 1.0  # a point whose (resampled) scores are all equal has no spread
+        standardized = np.where(sd > 1e-9 * scale, delta / sd, np.nan)
         out = {"auc": auc, "delta": delta, "standardized": standardized, "n_in": a, "n_out": b}
         if correct is not None:
             c = as_np(correct)

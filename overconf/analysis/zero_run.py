@@ -133,6 +133,12 @@ def _tpr_at(s_in, w_in, thr, fpr, x) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def _share(naive: float, corrected: float, margin: float = 0.05) -> float:
+    """(naive - corrected) / (naive - 1/2): the part of the naive AUC's distance from chance that
+    the correction removes; nan when the naive AUC is within ``margin`` of 1/2 (an unstable ratio)."""
+    return (naive - corrected) / (naive - 0.5) if abs(naive - 0.5) > margin else float("nan")
+
+
 @dataclass
 class ZeroRun:
     estimates: dict[str, float]
@@ -211,12 +217,11 @@ def zero_run(s_in, s_out, x_in, x_out, *, folds: int = 5, clip: float = 0.01, tr
     order = [f"{est}_{q}" for q in ["auc", *(f"tpr_at_{a:g}" for a in tpr_at)] for est in ESTIMATORS]
     estimates = {k: first[k] for k in order}
     naive, aipw = estimates["naive_auc"], estimates["aipw_auc"]
-    estimates["confounded_share"] = (naive - aipw) / (naive - 0.5) if abs(naive - 0.5) > 1e-9 else float("nan")
+    estimates["confounded_share"] = _share(naive, aipw)
     low, high = {}, {}
     if n_boot > 0:
         boot = np.array([[rep[k] for k in order] for rep in reps[1:]])
-        share = (boot[:, order.index("naive_auc")] - boot[:, order.index("aipw_auc")]) / (
-            boot[:, order.index("naive_auc")] - 0.5)
+        share = [_share(b[order.index("naive_auc")], b[order.index("aipw_auc")]) for b in boot]
         lo, hi = percentile_interval(np.c_[boot, share], confidence)
         low, high = dict(zip([*order, "confounded_share"], map(float, lo))), dict(zip([*order, "confounded_share"], map(float, hi)))
     return ZeroRun({**estimates, **diag}, low, high, np.clip(e_raw, clip, 1 - clip))
