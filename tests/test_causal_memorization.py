@@ -190,6 +190,8 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
             f"{tag}_zero_run.csv", f"{tag}_zero_run_auc.png"} <= files, files
     md = (run_dir / "analysis" / "analysis.md").read_text()
     assert "Causal memorization" in md and "Zero-run" in md and "no overlap" in md
+    assert z[("test", "naive_auc_minus_test")] == 0 and z[("gaussian", "naive_auc_minus_test")] == pytest.approx(
+        z[("gaussian", "naive_auc")] - z[("test", "naive_auc")])
     with pytest.raises(ConfigError, match="one_run_m"):
         overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"],
                          analysis__causal_memorization__one_run_m=[1000])

@@ -21,7 +21,9 @@ averages are unbiased (no confounding):
     d_i   = delta_i / pooled standard deviation (standardised mean difference, Cohen's d)
 
 Intervals: percentile bootstrap over runs (the K models resampled with replacement, seeded), the
-unit that is randomised and independent.
+unit that is randomised and independent. Duplicated models in a resample shrink a point's spread,
+so the interval of the standardised form d_i is biased upwards (read it with care; the others are
+rank or mean statistics).
 """
 from __future__ import annotations
 
