@@ -227,7 +227,9 @@ def _zero_figure(frame):
         ax.bar(np.arange(len(sources)) + j * width, sub.value, width, label=label,
                yerr=np.nan_to_num(err), capsize=2)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(np.arange(len(sources)) + 0.4 - width / 2, sources)
+    pa = frame[frame.metric == "propensity_auc"].set_index("source").value
+    ax.set_xticks(np.arange(len(sources)) + 0.4 - width / 2,
+                  [f"{s}\n(no overlap)" if pa.get(s, 0) > 0.95 else s for s in sources])
     ax.set_ylabel("AUC members vs source")
     ax.set_title("zero-run: naive vs confounding-corrected AUC")
     ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")

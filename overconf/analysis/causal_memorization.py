@@ -148,7 +148,8 @@ def multi_run(scores, keep, threshold: float = 0.0, *, tpr_at: tuple[float, ...]
     boot_aggr, boot_points = [], {name: [] for name in points if name not in ("n_in", "n_out")}
     for _ in range(n_boot):
         idx = rng.integers(0, len(s), len(s))
-        boot_aggr.append([stats(idx)[m] for m in est])
+        rep = stats(idx)
+        boot_aggr.append([rep[m] for m in est])
         pp = per_point(s[idx], k[idx], None if c is None else c[idx])
         for name in boot_points:
             boot_points[name].append(pp[name])
