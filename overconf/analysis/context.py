@@ -145,6 +145,12 @@ class AnalysisContext:
             return whole.subset(slice(0, n))
         return self._once(("outputs", role, part), compute)
 
+    def outputs_on(self, role: str, x: torch.Tensor, labels: torch.Tensor) -> Outputs:
+        """The role's model on any inputs ``x`` (e.g. the shadow on the target's members), cached
+        per (model, input set)."""
+        t = self.trained(role)
+        return cached_outputs(self.cache, t.key, t.model, x, labels, self.device)
+
     def features(self, role: str, part: str) -> torch.Tensor:
         """float32 [N, D]: penultimate features (the head's input), cached with the logits."""
         return self.outputs(role, part).features
