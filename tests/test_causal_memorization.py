@@ -195,3 +195,16 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     with pytest.raises(ConfigError, match="one_run_m"):
         overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"],
                          analysis__causal_memorization__one_run_m=[1000])
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"one_run_m": [1]}, "one_run_m"), ({"one_run_base": "all"}, "one_run_base"),
+    ({"covariates": "pixels"}, "covariates"), ({"folds": 1}, "folds"), ({"clip": 0.7}, "clip"),
+    ({"tpr_at": [0]}, "tpr_at"), ({"bootstrap": -1}, "bootstrap"), ({"nonsense": 1}, "nonsense")])
+def test_bad_parameters_are_one_clear_error(params, match):
+    from overconf.analysis import ANALYSES
+    from overconf.errors import ConfigError
+
+    analysis = ANALYSES["causal_memorization"]()
+    with pytest.raises(ConfigError, match=match):
+        analysis.check(analysis.params(params))
