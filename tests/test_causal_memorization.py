@@ -169,6 +169,8 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     assert (run_dir / "analysis" / "analysis.md").exists()
     run = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"])
     assert run.cache_misses == 0  # reference, one-run and shadow outputs all from the cache
+    table = run.results["causal_memorization"][(0, "salem_cnn", "baseline")].tables["memorization"]
+    assert {"auc", "delta", "standardized", "feldman", "feldman_ci_low"} <= set(table.columns) and len(table) == 400
     frame = run.frame
     multi = frame[frame.part == "multi_run"].set_index("metric")
     assert 0 <= multi.loc["causal_auc", "value"] <= 1

@@ -73,7 +73,9 @@ class CausalMemorization(Analysis):
                       "shokri to `attacks` for the reference models' keep matrix).")
         else:
             scores, keep = one.reference_scores(rs, ctx.cache, ctx.device)
-            mr = multi_run(scores, keep, params["threshold"], tpr_at=tpr_at, n_boot=boot,
+            logits = rs.logits(rs.inputs(), ctx.cache, ctx.device)  # cached: Feldman & Zhang's 0/1 form
+            correct = (logits.argmax(-1) == rs.labels[:, None]).T.double()
+            mr = multi_run(scores, keep, params["threshold"], tpr_at=tpr_at, n_boot=boot, correct=correct,
                            seed=ctx.seed_of("multi_run"), confidence=params["confidence"])
             res.rows += mr.rows(part="multi_run", source="reference")
             table = pd.DataFrame({"pool": [("train", "test")[int(p)] for p in rs.pool], "index": rs.index.numpy(),
