@@ -164,14 +164,24 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     raw["sources"], raw["attacks"] = ["test", "gaussian"], ["max_score", "lira"]
     raw["reference"] = {"num_models": 4, "population": 50}
     raw["analysis"] = {"causal_memorization": {"one_run_m": [40, 400], "bootstrap": 20, "folds": 3}}
+    raw["settings"] = {"baseline": {}, "t10": {"calibration": {"name": "temperature", "T": 10}}}
     run_dir = tmp_path / "run"
-    Study(config_from_dict(raw), run_dir).run()
+    calls, real = [], one_run.one_run_curve
+    one_run.one_run_curve = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    try:
+        Study(config_from_dict(raw), run_dir).run()
+    finally:
+        one_run.one_run_curve = real
+    assert len(calls) == 1  # both settings share the attacker's reference set: computed once
     assert (run_dir / "analysis" / "analysis.md").exists()
     run = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"])
     assert run.cache_misses == 0  # reference, one-run and shadow outputs all from the cache
     table = run.results["causal_memorization"][(0, "salem_cnn", "baseline")].tables["memorization"]
     assert {"auc", "delta", "standardized", "feldman", "feldman_ci_low"} <= set(table.columns) and len(table) == 400
     frame = run.frame
+    by_setting = [frame[(frame.part == "multi_run") & (frame.setting == s)].value.tolist() for s in ("baseline", "t10")]
+    assert by_setting[0] == by_setting[1]
+    frame = frame[frame.setting == "baseline"]
     multi = frame[frame.part == "multi_run"].set_index("metric")
     assert 0 <= multi.loc["causal_auc", "value"] <= 1
     assert multi.loc["causal_auc", "ci_low"] <= multi.loc["causal_auc", "value"] <= multi.loc["causal_auc", "ci_high"]

@@ -66,17 +66,12 @@ class CausalMemorization(Analysis):
         import pandas as pd
 
         res, md = AnalysisResult(), []
-        boot, tpr_at = params["bootstrap"], tuple(params["tpr_at"])
         rs = ctx.reference()
         if rs is None:
             md.append("Multi-run and one-run: not run (the study has no reference-model attack: add lira, rmia or "
                       "shokri to `attacks` for the reference models' keep matrix).")
         else:
-            scores, keep = one.reference_scores(rs, ctx.cache, ctx.device)
-            logits = rs.logits(rs.inputs(), ctx.cache, ctx.device)  # cached: Feldman & Zhang's 0/1 form
-            correct = (logits.argmax(-1) == rs.labels[:, None]).T.double()
-            mr = multi_run(scores, keep, params["threshold"], tpr_at=tpr_at, n_boot=boot, correct=correct,
-                           seed=ctx.seed_of("multi_run"), confidence=params["confidence"])
+            mr, points = self.reference_estimates(ctx, rs, params)
             res.rows += mr.rows(part="multi_run", source="reference")
             table = pd.DataFrame({"pool": [("train", "test")[int(p)] for p in rs.pool], "index": rs.index.numpy(),
                                   "label": rs.labels.numpy(), **mr.points})
@@ -85,15 +80,7 @@ class CausalMemorization(Analysis):
             res.tables["memorization"], res.per_sample = table, ("memorization",)
             res.figures["memorization_hist"] = _hist(mr.points["auc"], mr.points["delta"])
             md.append(_multi_md(mr, rs.num_models, len(rs.labels)))
-            ms = auto_ms(len(rs.labels)) if params["one_run_m"] == "auto" else list(params["one_run_m"])
-            too_big = [m for m in ms if m > len(rs.labels)]
-            if too_big:
-                raise ConfigError(f"analysis.causal_memorization.one_run_m: {too_big} exceed the {len(rs.labels)} "
-                                  f"reference points; use sizes up to {len(rs.labels)}")
-            if ms:
-                points = one.one_run_curve(rs, ctx.cache, ctx.device, ms, seed=derive_seed(ctx.seed, "one_run"),
-                                           base=params["one_run_base"], threshold=params["threshold"], n_boot=boot,
-                                           progress=ctx.context.progress)
+            if points:
                 rows = [r for p in points for r in p.rows(part="one_run", source="reference")]
                 res.rows += rows
                 res.tables["one_run"] = pd.DataFrame(rows)
@@ -108,6 +95,33 @@ class CausalMemorization(Analysis):
             md.append(_zero_md(frame, params))
         res.markdown = "\n\n".join(md)
         return res
+
+    def reference_estimates(self, ctx, rs, params) -> tuple:
+        """(multi-run, one-run points) of the reference set ``rs``: they depend on the reference
+        models only, so settings that share the attacker's reference set compute them once (seeds
+        derived from the study seed and the reference set's key)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        key = (ctx.seed, rs.key, repr(sorted((k, params[k]) for k in
+                                             ("threshold", "tpr_at", "bootstrap", "confidence", "one_run_m", "one_run_base"))))
+        if key in memo:
+            return memo[key]
+        boot = params["bootstrap"]
+        scores, keep = one.reference_scores(rs, ctx.cache, ctx.device)
+        logits = rs.logits(rs.inputs(), ctx.cache, ctx.device)  # cached: Feldman & Zhang's 0/1 form
+        correct = (logits.argmax(-1) == rs.labels[:, None]).T.double()
+        mr = multi_run(scores, keep, params["threshold"], tpr_at=tuple(params["tpr_at"]), n_boot=boot, correct=correct,
+                       seed=derive_seed(ctx.seed, "causal_memorization", "multi_run", rs.key),
+                       confidence=params["confidence"])
+        ms = auto_ms(len(rs.labels)) if params["one_run_m"] == "auto" else list(params["one_run_m"])
+        too_big = [m for m in ms if m > len(rs.labels)]
+        if too_big:
+            raise ConfigError(f"analysis.causal_memorization.one_run_m: {too_big} exceed the {len(rs.labels)} "
+                              f"reference points; use sizes up to {len(rs.labels)}")
+        points = one.one_run_curve(rs, ctx.cache, ctx.device, ms, seed=derive_seed(ctx.seed, "one_run"),
+                                   base=params["one_run_base"], threshold=params["threshold"], n_boot=boot,
+                                   progress=ctx.context.progress) if ms else []
+        memo[key] = (mr, points)
+        return mr, points
 
     # ------------------------------------------------------------------ zero run
     def covariates(self, ctx, part: str, kind: str) -> np.ndarray:
