@@ -108,3 +108,11 @@ def test_aipw_is_doubly_robust_to_a_misspecified_propensity():
     r = zero_run(s[t], s[~t], x[t, None], x[~t, None], n_boot=0).estimates
     assert abs(r["ipw_auc"] - truth) > 0.15
     assert r["aipw_auc"] == pytest.approx(truth, abs=0.05)
+
+
+def test_one_hot_release_gives_finite_scores():
+    from overconf.analysis.causal_analysis import max_score_logit
+
+    lp = torch.log(torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3]], dtype=torch.float64))
+    s = max_score_logit(lp)
+    assert torch.isfinite(s).all() and s[0] == 1e6 and s[1] == pytest.approx(np.log(0.5 / 0.5))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..attacks.scores import scaled_logit
+from ..attacks.scores import finite, scaled_logit
 from ..errors import ConfigError
 from ..outputs import cached_outputs
 from ..seeding import derive_seed
@@ -29,8 +29,9 @@ def auto_ms(n: int) -> list[int]:
 
 
 def max_score_logit(lp: torch.Tensor) -> torch.Tensor:
-    """log p_max - log sum_{k != argmax} p_k: monotone in the max score (same ROC as max_score)."""
-    return scaled_logit(lp, lp.argmax(-1))
+    """log p_max - log sum_{k != argmax} p_k: monotone in the max score (same ROC as max_score);
+    clamped to +-1e6 (a one-hot release, e.g. the label_only defense, gives +inf)."""
+    return finite(scaled_logit(lp, lp.argmax(-1))).clamp(-1e6, 1e6)
 
 
 @ANALYSES.register("causal_memorization")
@@ -171,7 +172,8 @@ def _fmt(v, lo=None, hi=None) -> str:
 
 def _multi_md(mr, k: int, n: int) -> str:
     lines = [f"**Multi-run** ({k} reference models, {n} reference points, each IN for half of the models; score: "
-             f"scaled logit; threshold {mr.threshold:g}; 95% bootstrap over models, {mr.n_boot} resamples):", "",
+             f"scaled logit; threshold {mr.threshold:g}; 95% bootstrap over models, {mr.n_boot} resamples; standard "
+             "potential-outcome forms, not seed 001's text, of which only the abstract is available):", "",
              "| estimand | value [CI] |", "|---|---|"]
     lines += [f"| {m} | {_fmt(v, mr.low[m], mr.high[m])} |" for m, v in mr.estimates.items()]
     return "\n".join(lines)
