@@ -5,10 +5,12 @@ study's ``analysis:`` section (overconf.run_analysis); contract: /work/briefs/an
 
 | analysis | module | what |
 |---|---|---|
+| ``causal_memorization`` | causal_analysis.py (+ causal_memorization.py, one_run.py, zero_run.py, weighted.py) | seed 001: multi-run, one-run (interference bias), zero-run (IPW / AIPW) causal memorization |
 | ``vulnerability`` | vulnerability.py (+ vulnerable.py, characteristics.py, explain.py) | seed 003: vulnerable members, their characteristics, t-SNE, Grad-CAM, defenses per setting |
 """
 from .base import ANALYSES, Analysis, AnalysisResult
 from .context import AnalysisContext
 from . import vulnerability as _vulnerability  # noqa: F401  (registers "vulnerability")
+from . import causal_analysis as _causal  # noqa: F401  (registers "causal_memorization")
 
 __all__ = ["ANALYSES", "Analysis", "AnalysisContext", "AnalysisResult"]
