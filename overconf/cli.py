@@ -32,7 +32,10 @@ examples:
 
 def cmd_run(args) -> int:
     from .config import read_config
+    from .config.factors import is_factors
 
+    if is_factors(args.config):  # study: causal_factors (overconf.factors)
+        return cmd_run_factors(args)
     cfg = read_config(args.config, args.set or [])  # config errors before torch loads
     from .study import Study
     from .validation import validate_components
@@ -48,6 +51,20 @@ def cmd_run(args) -> int:
     print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
     print(f"figures:     {result.run_dir}/figures/")
     print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
+    return 0
+
+
+def cmd_run_factors(args) -> int:
+    from .config.factors import read_factors
+
+    cfg = read_factors(args.config, args.set or [])  # config errors before torch loads
+    cfg.device = args.device or cfg.device
+    cfg.progress = cfg.progress and not args.no_progress
+    from .factors import run_factors
+
+    result = run_factors(cfg, args.out, overwrite=args.overwrite)
+    print((result.run_dir / "summary.md").read_text())
+    print(f"\nfactor table: {result.run_dir}/factors.csv (effects.csv, edges.csv, figures/)")
     return 0
 
 

@@ -92,6 +92,9 @@ class CausalAnalysis:
     bootstrap: int = 20
     edge_threshold: float = 0.5
     """an edge enters the averaged graph when at least this fraction of bootstrap graphs hold it"""
+    outcomes: list[str] | None = None
+    """factor-table columns analysed as outcomes (None: every attack_* column and fpr_ood, with
+    their MemGuard versions)"""
     refute_simulations: int = 20
     folds: int = 5
     """predictive power: held-out configurations (K-fold by configuration)"""
@@ -179,6 +182,8 @@ def _validate(cfg: FactorsConfig) -> None:
         check_name("source", c.name, f"sources[{i}]")
     labels = [c.params.get("label", c.name) for c in cfg.sources]
     check(len(set(labels)) == len(labels), f"sources has duplicates: {labels}")
+    check(not any(c.name.startswith("fake") for c in cfg.sources),
+          "sources: GAN sources (fake, fake_conditional) are not supported in a causal-factors study; remove them")
     check(all(c.name != "test" for c in cfg.sources),
           "sources: 'test' is each repeat's own test split already; list only other sources")
     d, g = cfg.data, cfg.grid
