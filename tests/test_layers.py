@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "overconf.reference", "overconf.metrics", "overconf.fid")),
     ("report", ("overconf.report",)),
     ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
-                "overconf.validation")),
+                "overconf.validation", "overconf.factors")),  # factors: trains its grid, like the runner
     ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
 ]
 """The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""

@@ -22,6 +22,8 @@ from .schema import Component, Recipe
 
 STUDY_KIND = "causal_factors"
 LOSSES = ("cross_entropy", "mse")
+ATTACK_NAMES = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", "max_score")
+"""the factor table's attacks: attack_<name> (Baluta et al.'s six variants plus the max-score threshold)"""
 
 
 @dataclass
@@ -73,6 +75,8 @@ class FactorAttacks:
     memguard: dict[str, Any] | None = None
     """MemGuard's parameters (``{budget: 0.5, steps: 100, epochs: 300}``), or None: no defended
     versions. The attacker is aware: the shadows are released through MemGuard too."""
+    memguard_attacks: list[str] = field(default_factory=lambda: list(ATTACK_NAMES))
+    """the attacks also run against MemGuard (columns attack_<name>_memguard)"""
 
 
 @dataclass
@@ -209,6 +213,9 @@ def _validate(cfg: FactorsConfig) -> None:
     a = cfg.attacks
     check(a.mlp_epochs >= 1 and a.shokri_epochs >= 1 and a.shokri_hidden >= 1,
           "attacks.mlp_epochs, shokri_epochs and shokri_hidden must be >= 1")
+    bad = [v for v in a.memguard_attacks if v not in ATTACK_NAMES]
+    check(not bad, f"attacks.memguard_attacks: {bad} are not attacks of the factor table; use some of: "
+                   f"{', '.join(ATTACK_NAMES)}")
     if a.memguard is not None:
         unknown = set(a.memguard) - {"budget", "steps", "c3_rounds", "epochs"}
         check(not unknown, f"attacks.memguard: unknown key(s) {sorted(unknown)}; allowed: budget, steps, c3_rounds, epochs")

@@ -20,8 +20,6 @@ import torch
 from ..attacks import ATTACKS, Signals
 from ..seeding import generator
 
-ATTACK_COLUMNS = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", "max_score")
-"""attack_<name> columns of the factor table (Baluta et al.'s six variants plus the max-score threshold)"""
 
 
 @dataclass
@@ -37,11 +35,13 @@ def signals(logits: torch.Tensor, labels: torch.Tensor) -> Signals:
     return Signals(logits.double().log_softmax(-1), labels)
 
 
-def released(view: ModelView, release: Callable[[torch.Tensor], torch.Tensor]) -> ModelView:
+def released(view: ModelView, release: Callable[[torch.Tensor], torch.Tensor], n: int) -> ModelView:
+    """The view's first ``n`` members and non-members and its sources, released through ``release``."""
     def r(s: Signals) -> Signals:
         return Signals(release(s.log_probs), s.labels)
 
-    return ModelView(r(view.members), r(view.nonmembers), {k: r(v) for k, v in view.sources.items()})
+    return ModelView(r(_first(view.members, n)), r(_first(view.nonmembers, n)),
+                     {k: r(v) for k, v in view.sources.items()})
 
 
 def make_attacks(mlp_epochs: int, shokri_epochs: int, shokri_hidden: int) -> dict:

@@ -75,7 +75,7 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
             d = DEFENSES["memguard"](**cfg.attacks.memguard).fit(DefenseContext(
                 views[r].members.log_probs, jobs[r].labels, on_cal[r].double().log_softmax(-1), cal_y,
                 derive_seed(cfg.seed, "factors", "memguard", conf["config"], r)))
-            defended.append(released(views[r], d.release))
+            defended.append(released(views[r], d.release, cfg.data.eval_size))
     attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden)
     num_params = sum(p.numel() for p in trained[0].model.parameters())
     rows = []
@@ -94,7 +94,8 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
         tag = (conf["config"], r)
         row |= attack_row(views[r], [views[s] for s in shadow_ids], cfg.data.eval_size, attacks, cfg.seed, tag)
         if cfg.attacks.memguard is not None:
-            row |= attack_row(defended[r], [defended[s] for s in shadow_ids], cfg.data.eval_size, attacks,
+            guarded = {k: v for k, v in attacks.items() if k in cfg.attacks.memguard_attacks}
+            row |= attack_row(defended[r], [defended[s] for s in shadow_ids], cfg.data.eval_size, guarded,
                               cfg.seed, tag + ("memguard",), suffix="_memguard")
         row["train_seconds"] = seconds / r_count
         rows.append(row)

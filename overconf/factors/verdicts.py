@@ -11,34 +11,6 @@
 """
 from __future__ import annotations
 
-import pandas as pd
-
-from ..config.factors import CausalAnalysis
-
-TREATMENTS = ("mms_ood", "overconfidence")
-
-
-def overconfidence_effects(frame: pd.DataFrame, an: CausalAnalysis, seed: int) -> list[dict]:
-    from .causal import FPR_OUTCOME, estimate_effect, standardise
-
-    out = []
-    for outcome in (FPR_OUTCOME, FPR_OUTCOME + "_memguard"):
-        if outcome not in frame.columns:
-            continue
-        cols = [c for c in dict.fromkeys([*TREATMENTS, "acc_gap", *an.exogenous, outcome]) if c in frame.columns]
-        data, _ = standardise(frame, cols)
-        if outcome not in data.columns:
-            continue
-        knobs = [c for c in an.exogenous if c in data.columns]
-        for treatment in (*TREATMENTS, "acc_gap"):
-            if treatment not in data.columns:
-                continue
-            adjust = knobs + (["acc_gap"] if treatment != "acc_gap" else ["mms_ood"] if "mms_ood" in data.columns else [])
-            row = estimate_effect(data, treatment, outcome, common_causes=adjust, simulations=an.refute_simulations,
-                                  seed=seed)
-            out.append(row | {"adjusted_for": " ".join(adjust)})
-    return out
-
 
 def judge(effect: dict) -> str:
     if effect["ci_low"] > 0 and effect.get("random_common_cause_passes") and effect.get("data_subset_passes"):
