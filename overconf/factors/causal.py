@@ -90,10 +90,19 @@ def learn_structure(data: pd.DataFrame, white: list, black: list) -> list[tuple[
     from pgmpy.causal_discovery import ExpertKnowledge
     from pgmpy.estimators import HillClimbSearch
 
+    class SortedHillClimbSearch(HillClimbSearch):
+        """pgmpy's hill climbing with its candidate operations in a fixed order: pgmpy draws them
+        from sets of node-name pairs, whose order follows Python's per-process string hashing, so
+        ties (score-equivalent edge reversals) were broken differently by every process."""
+
+        def _legal_operations(self, *args, **kwargs):
+            ops = list(super()._legal_operations(*args, **kwargs))
+            return iter(sorted(ops, key=lambda t: (t[0][0], tuple(map(str, t[0][1])))))
+
     knowledge = ExpertKnowledge(required_edges=white or None, forbidden_edges=black or None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dag = HillClimbSearch(data).estimate(scoring_method=_fast_bic()(data), expert_knowledge=knowledge,
+        dag = SortedHillClimbSearch(data).estimate(scoring_method=_fast_bic()(data), expert_knowledge=knowledge,
                                              show_progress=False)
     return sorted(dag.edges())
 
