@@ -125,6 +125,10 @@ def run(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, *
         write_report: bool = True, overwrite: bool = False, **kwargs: Any) -> StudyResult:
     """Run a study: ``overconf.run("study.yaml", recipe__lr=0.01)`` or ``overconf.run(raw_dict,
     {"recipe.lr": 0.01})``. Returns a :class:`StudyResult` (``.frame``, ``.scores``, ``.run_dir``)."""
+    from .config.factors import is_factors
+
+    if is_factors(config):  # study: causal_factors -> overconf.factors.FactorsResult (.frame: the factor table)
+        return run_factors_config(config, overrides, **kwargs)(run_dir, write_report=write_report, overwrite=overwrite)
     return Study(config, overrides, **kwargs).run(run_dir, write_report=write_report, overwrite=overwrite)
 
 
@@ -149,6 +153,19 @@ def analyze_sets(run_dir: str | Path, only: list[str] | str | None, sets: list[s
     cfg = load_config(run_dir / "config.yaml", sets)
     names = [n.strip() for n in only.split(",") if n.strip()] if isinstance(only, str) else only
     return run_analyses(Study(cfg, run_dir), names)
+
+
+def run_factors_config(config, overrides: Mapping[str, Any] | None = None, **kwargs: Any):
+    """A causal-factors study (``study: causal_factors``) from a path, a dict or a FactorsConfig:
+    returns ``run(run_dir, write_report=..., overwrite=...)``."""
+    from .config.factors import FactorsConfig, read_factors
+    from .factors import run_factors
+
+    sets = _set_items(overrides, kwargs)
+    if isinstance(config, FactorsConfig):
+        config = config.to_dict()
+    cfg = read_factors(config, sets) if isinstance(config, (str, Path)) else read_factors(raw=dict(config), overrides=sets)
+    return lambda run_dir=None, **kw: run_factors(cfg, run_dir, **kw)
 
 
 __all__ = ["run", "Study", "StudyResult", "load", "analyze"]

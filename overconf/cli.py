@@ -33,7 +33,10 @@ examples:
 
 def cmd_run(args) -> int:
     from .config import read_config
+    from .config.factors import is_factors
 
+    if is_factors(args.config):  # study: causal_factors (overconf.factors)
+        return cmd_run_factors(args)
     cfg = read_config(args.config, (args.set or []) + executor_sets(args))  # config errors before torch loads
     from .study import Study
     from .validation import validate_components
@@ -56,6 +59,20 @@ def executor_sets(args) -> list[str]:
     """``--executor`` / ``--ray-address`` as ``--set`` items (they win over the config's keys)."""
     sets = [f"executor={args.executor}"] if args.executor else []
     return sets + ([f"ray.address={args.ray_address}"] if args.ray_address else [])
+
+
+def cmd_run_factors(args) -> int:
+    from .config.factors import read_factors
+
+    cfg = read_factors(args.config, args.set or [])  # config errors before torch loads
+    cfg.device = args.device or cfg.device
+    cfg.progress = cfg.progress and not args.no_progress
+    from .factors import run_factors
+
+    result = run_factors(cfg, args.out, overwrite=args.overwrite)
+    print((result.run_dir / "summary.md").read_text())
+    print(f"\nfactor table: {result.run_dir}/factors.csv (effects.csv, edges.csv, figures/)")
+    return 0
 
 
 def cmd_sample(args) -> int:

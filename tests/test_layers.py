@@ -28,7 +28,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("analysis", ("overconf.analysis",)),  # analyses of a study's cached models (overconf analyze)
     ("report", ("overconf.report",)),
     ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
-                "overconf.validation", "overconf.run_analysis", "overconf.executor")),  # executor: local | ray
+                "overconf.validation", "overconf.run_analysis", "overconf.executor",  # executor: local | ray
+                "overconf.factors")),  # factors: trains its grid, like the runner
     ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
 ]
 """The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""

@@ -29,9 +29,11 @@ class Recipe(FastRecipeKeys):
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     dropout: float = 0.0
+    loss: str = "cross_entropy"
+    """cross_entropy | mse (squared error of softmax(z) against the (smoothed) one-hot label)"""
 
     def __post_init__(self):
-        choices = {"optimizer": ("adam", "sgd")}
+        choices = {"optimizer": ("adam", "sgd"), "loss": ("cross_entropy", "mse")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(

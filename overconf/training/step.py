@@ -38,8 +38,25 @@ class SmoothedCrossEntropy:
         return f"SmoothedCrossEntropy(label_smoothing={self.label_smoothing})"
 
 
+class SoftmaxMSE(SmoothedCrossEntropy):
+    """sum_k (softmax(z)_k - t_k)^2 with t = (1 - eps) onehot(y) + eps / K (``recipe.loss: mse``,
+    the MSE arm of Baluta et al.'s factor grid); ``reduction`` as in :class:`SmoothedCrossEntropy`."""
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        k = logits.shape[-1]
+        target = F.one_hot(labels, k).to(logits.dtype) * (1 - self.label_smoothing) + self.label_smoothing / k
+        per = (logits.softmax(-1) - target).square().sum(-1)
+        return per.mean() if reduction == "mean" else per.sum() if reduction == "sum" else per
+
+    def __repr__(self) -> str:
+        return f"SoftmaxMSE(label_smoothing={self.label_smoothing})"
+
+
 def classification_loss(recipe: Recipe) -> SmoothedCrossEntropy:
-    """The recipe's loss: cross-entropy with label smoothing ``recipe.label_smoothing``."""
+    """The recipe's loss: cross-entropy with label smoothing ``recipe.label_smoothing``, or the
+    softmax MSE when ``recipe.loss`` is ``mse``."""
+    if getattr(recipe, "loss", "cross_entropy") == "mse":
+        return SoftmaxMSE(recipe.label_smoothing)
     return SmoothedCrossEntropy(recipe.label_smoothing)
 
 
