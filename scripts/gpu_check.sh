@@ -10,7 +10,12 @@
 #   scripts/gpu_check.sh out.json --data-root DIR --cifar-root DIR --budget 450
 #
 # Python: $PYTHON, else python3 (set PYTHON=/work/main/.venv/bin/python to use a venv).
+# A bare device image: first run scripts/gpu_wheels.sh here, then carry .whl and shared-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # wheels from scripts/gpu_wheels.sh (a bare device image)
+  "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 exec "${PYTHON:-python3}" scripts/gpu_check.py "$@"
