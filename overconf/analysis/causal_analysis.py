@@ -36,6 +36,8 @@ def max_score_logit(lp: torch.Tensor) -> torch.Tensor:
 
 @ANALYSES.register("causal_memorization")
 class CausalMemorization(Analysis):
+    """Causal memorization (seed 001): multi-run, one-run bias curve, zero-run IPW / AIPW per source."""
+
     name = "causal_memorization"
     title = "Causal memorization (seed 001)"
     defaults: dict[str, Any] = {
