@@ -145,14 +145,14 @@ def analyze(run_dir: str | Path, only: list[str] | str | None = None, overrides:
 def analyze_sets(run_dir: str | Path, only: list[str] | str | None, sets: list[str]):
     """:func:`analyze` with overrides as ``--set`` strings (the CLI's)."""
     from .run_analysis import check_run_folder, run_analyses
-    from .study import Study
+    from .seed_jobs import StudyRun
     from .validation import load_config
 
     run_dir = Path(run_dir)
     check_run_folder(run_dir)
     cfg = load_config(run_dir / "config.yaml", sets)
     names = [n.strip() for n in only.split(",") if n.strip()] if isinstance(only, str) else only
-    return run_analyses(Study(cfg, run_dir), names)
+    return run_analyses(StudyRun.from_config(cfg, run_dir), names)
 
 
 def run_factors_config(config, overrides: Mapping[str, Any] | None = None, **kwargs: Any):

@@ -16,10 +16,11 @@ from typing import Any
 from .analysis import ANALYSES, AnalysisContext, AnalysisResult
 from .analysis.output import write_markdown, write_result, write_rows
 from .config import StudyConfig
-from .data import load_dataset, make_splits
+from .data import load_dataset
 from .defenses.release import defend
 from .errors import ConfigError
 from .run_folder import STATUS
+from .seed_jobs import SeedJobs
 from .seeding import derive_seed
 
 log = logging.getLogger("overconf")
@@ -73,54 +74,56 @@ def check_run_folder(run_dir: Path) -> None:
                               f"(it resumes from the cache) before analysing it")
 
 
-def contexts(study, per_sample: dict | None = None):
-    """Every (seed, model, setting) of ``study`` (a :class:`overconf.study.Study`) as an
-    :class:`AnalysisContext`, in the study's order."""
-    cfg = study.cfg
-    if study.dataset is None:
-        study.dataset = load_dataset(cfg.data.dataset, cfg.data.root, cfg.data.download)
+def contexts(run, per_sample: dict | None = None):
+    """Every (seed, model, setting) of a study run as an :class:`AnalysisContext`, in the study's order.
+    ``run``: an :class:`overconf.seed_jobs.StudyRun` (cfg, cache, device, run_dir, attacks, dataset or
+    None); per seed a :class:`overconf.seed_jobs.SeedJobs` builds the splits, sources and jobs."""
+    cfg = run.cfg
+    dataset = run.dataset if run.dataset is not None else load_dataset(cfg.data.dataset, cfg.data.root,
+                                                                        cfg.data.download)
     for seed in cfg.seeds:
-        study.seed = seed
-        study.splits = make_splits(study.dataset, cfg.data.splits, seed)
-        study.context = study.seed_context(seed, study.splits)
-        sources = study.build_sources(seed)
+        seed_jobs = SeedJobs.build(cfg, dataset, seed, run.cache, run.device, run.attacks, run.run_dir)
+        sources = seed_jobs.build_sources()
         for model in cfg.models:
             for i, setting in enumerate(cfg.settings):
-                roles = {"target": setting, "shadow": setting.for_shadow()}
-                jobs = {r: study.job(seed, r, model, s) for r, s in roles.items()}
+                roles = {"target": setting, "shadow": seed_jobs.shadow_setting(setting)}
+                jobs = {r: seed_jobs.job(r, model, s) for r, s in roles.items()}
                 cell = (per_sample or {}).get(f"{model.label}/{setting.name}/s{seed}")
-                yield AnalysisContext(seed, model.label, setting.name, study.context, cfg, model, setting, i, jobs,
-                                      sources, tuple(study.attacks), _release_fn(study, seed, roles),
-                                      Path(study.run_dir), cell)
+                yield AnalysisContext(seed, model.label, setting.name, seed_jobs.context, cfg, model, setting, i,
+                                      jobs, sources, seed_jobs.attacks, _release_fn(seed_jobs, roles),
+                                      Path(run.run_dir), cell)
 
 
-def _release_fn(study, seed: int, roles: dict):
+def _release_fn(seed_jobs: SeedJobs, roles: dict):
     """The study's calibration and release-time defense of a role (overconf.study.Study.evaluate)."""
+    seed = seed_jobs.seed
+
     def release(ctx: AnalysisContext, role: str):
         s = roles[role]
         outs = {"train": ctx.outputs(role, "train"), "calibration": ctx.outputs(role, "calibration")}
         comp = s.calibration if role == "target" else (s.shadow_calibration or s.calibration)
-        cal = study.calibration(comp, ctx.trained(role), outs, seed, role)
+        cal = seed_jobs.calibration(comp, ctx.trained(role), outs, role)
         return defend(cal, s.defense, outs["train"], outs["calibration"], derive_seed(seed, "defense", role))
 
     return release
 
 
-def run_analyses(study, only: list[str] | None = None, per_sample: dict | None = None) -> AnalysisRun:
-    """Run the selected analyses on every context of ``study`` and write ``RUN_DIR/analysis/``."""
-    cfg, run_dir = study.cfg, Path(study.run_dir)
+def run_analyses(run, only: list[str] | None = None, per_sample: dict | None = None) -> AnalysisRun:
+    """Run the selected analyses on every context of ``run`` (an :class:`overconf.seed_jobs.StudyRun`)
+    and write ``RUN_DIR/analysis/``."""
+    cfg, run_dir = run.cfg, Path(run.run_dir)
     chosen = selected(cfg, only)
     if per_sample is None and (run_dir / "per_sample.pt").exists():
         from .report.per_sample import load_per_sample
 
         per_sample = load_per_sample(run_dir / "per_sample.pt")
-    hits, misses = study.cache.hits, study.cache.misses
+    hits, misses = run.cache.hits, run.cache.misses
     analyses = {name: ANALYSES[name]() for name in chosen}
     results: dict[str, dict] = {name: {} for name in chosen}
     rows: list[dict] = []
     sections: dict[str, list[str]] = {name: [] for name in chosen}
     tensorboard = cfg.report.tensorboard
-    for ctx in contexts(study, per_sample):
+    for ctx in contexts(run, per_sample):
         for name, analysis in analyses.items():
             log.info("analysis %s: %s / %s / seed %d", name, ctx.model, ctx.setting, ctx.seed)
             res = analysis.run(ctx, chosen[name])
@@ -142,4 +145,4 @@ def run_analyses(study, only: list[str] | None = None, per_sample: dict | None =
     write_rows(run_dir, rows)
     md = [f"## {analyses[n].title or n}\n\n" + "\n\n".join(sections[n]) for n in chosen]
     write_markdown(run_dir, md)
-    return AnalysisRun(run_dir, rows, results, combined, study.cache.hits - hits, study.cache.misses - misses)
+    return AnalysisRun(run_dir, rows, results, combined, run.cache.hits - hits, run.cache.misses - misses)

@@ -6,14 +6,14 @@ The grid is seeds x models x settings. Every setting trains (or loads) its own t
 shadow with the setting's recipe; post-hoc calibrations are fitted per model on the held-out
 calibration split. Attacks are fitted on the shadow model's members vs non-members only.
 
-Run folders and status.json: overconf.run_folder; cells, the result and its rows: overconf.cells.
+Run folders and status.json: overconf.run_folder; cells, the result and its rows: overconf.cells;
+one seed's jobs, sources and calibrations (SeedJobs, also the executor's and analyses' input): overconf.seed_jobs.
 Components receive a frozen per-seed :class:`~overconf.contexts.SeedContext`, never the Study.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import json
 import logging
 import os
@@ -25,25 +25,23 @@ import yaml
 from . import catalog as _catalog  # noqa: F401  (registers every built-in member and hook)
 from .attacks import ATTACKS, Attack, Signals
 from .cache import Cache, atomic_write_text, check_writable
-from .calibrations import CALIBRATIONS, Calibration, CalibrationContext
-from .config import Component, ModelSpec, Setting, StudyConfig, source_label
+from .calibrations import Calibration
+from .config import Component, ModelSpec, Setting, StudyConfig
 from .contexts import SeedContext
-from .data import SOURCES, SourceContext, SourceData, Splits, load_dataset, make_splits
-from .data.sources import image_digests, without_members
+from .data import SourceData, Splits, load_dataset
 from .defenses.release import defend, defense_info
-from .defenses.training import training_defense_info, with_training_defense
+from .defenses.training import training_defense_info
 from .device import resolve_device
 from .cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
-from .errors import ConfigError
-from .executor import prepare_seed
-from .gan.generators import seed_generator
+from .executor import make_executor, prepare_seed
 from .hooks import CellContext, run_cell_hooks
 from .outputs import Outputs, cached_outputs
 from .run_analysis import run_analyses
 from .run_folder import OUTPUT_FIX, STATUS, create_run_dir, default_run_dir, write_status
 from .results import setting_columns
 from .seeding import derive_seed, generator
-from .signals import SIGNALS, SignalContext, as_request, cached_signal
+from .seed_jobs import SeedJobs, StudyRun, seed_context
+from .signals import SignalContext, as_request, cached_signal
 from .training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 log = logging.getLogger("overconf")
@@ -71,6 +69,9 @@ class Study:
         self.seed: int | None = None
         self.context: SeedContext | None = None
         """the current seed's context: what sources, signals, attacks and hooks read"""
+        self.jobs: SeedJobs | None = None
+        """the current seed's jobs (overconf.seed_jobs), built on ``context``"""
+        self._ray_executor = None
 
     # ------------------------------------------------------------------ top level
     def run(self, report: bool = True) -> StudyResult:
@@ -105,11 +106,11 @@ class Study:
         images: dict = {}
         for seed in cfg.seeds:
             self.seed = seed
-            self.splits = make_splits(self.dataset, cfg.data.splits, seed)
-            self.context = self.seed_context(seed, self.splits)
-            self._check_sizes()
-            self._check_signals()
-            sources = prepare_seed(self, seed)  # build_sources before any training (ray: tasks first)
+            self.jobs = SeedJobs.build(cfg, self.dataset, seed, self.cache, self.device, self.attacks, self.run_dir)
+            self.splits, self.context = self.jobs.splits, self.jobs.context
+            self.jobs.check()  # sizes, attacks and signal producers, before any training
+            self._ray_executor = self._ray_executor or make_executor(cfg, self.cache, self.device)
+            sources = prepare_seed(self.jobs, self._ray_executor)  # sources first (ray: tasks first)
             for label, data in sources.items():
                 images[(seed, label)] = data.images
             for model in cfg.models:
@@ -124,13 +125,18 @@ class Study:
 
             write_report(result)
             if cfg.analysis:  # the study's analysis: section (overconf.run_analysis), on the cached models
-                run_analyses(self)
+                run_analyses(StudyRun(cfg, self.cache, self.device, self.run_dir, tuple(self.attacks), self.dataset))
         return result
 
     def seed_context(self, seed: int, splits: Splits) -> SeedContext:
-        cfg = self.cfg
-        return SeedContext(seed, self.dataset, splits, self.cache, self.device, cfg.data, cfg.reference, cfg.gan,
-                           cfg.metrics, tuple(cfg.models), cfg.progress, self.gan_log_dir)
+        return seed_context(self.cfg, self.dataset, splits, seed, self.cache, self.device, self.run_dir)
+
+    def seed_jobs(self, seed: int) -> SeedJobs:
+        """The seed's jobs on the current splits (``self.jobs`` during a run)."""
+        ctx = self.context
+        if ctx is None or ctx.seed != seed or ctx.splits is not self.splits or ctx.dataset is not self.dataset:
+            ctx = self.seed_context(seed, self.splits)
+        return SeedJobs(self.cfg, ctx, tuple(self.attacks))
 
     def warn_chance_level(self, cell: Cell, rows: list[dict]) -> None:
         """Warn (log and summary) when a target or shadow model's test accuracy is within
@@ -146,62 +152,21 @@ class Study:
                 log.warning(msg)
                 self.warnings.append(msg)
 
-    def _check_sizes(self) -> None:
-        d, s = self.cfg.data, self.cfg.data.splits
-        for what, size, limit in (("data.eval_size", d.eval_size, ("data.splits.target_train", s.target_train)),
-                                  ("data.fit_size", d.fit_size, ("data.splits.shadow_train", s.shadow_train)),
-                                  ("data.fit_size", d.fit_size, ("data.splits.shadow_test", s.shadow_test))):
-            if size > limit[1]:
-                raise ConfigError(f"{what} = {size} exceeds {limit[0]} = {limit[1]}; lower {what} "
-                                  f"or raise {limit[0]}")
-
-    def _check_signals(self) -> None:
-        """Attacks and signal producers validate the study (sizes, architectures) before any training."""
-        for attack in self.attacks:
-            attack.check(self.context)
-        for name in sorted({as_request(r).name for a in self.attacks for r in a.requires}):
-            check = getattr(SIGNALS[name], "check", None)
-            if check is not None:
-                check(self.context)
-
     # ------------------------------------------------------------------ data
     def build_sources(self, seed: int) -> dict[str, SourceData]:
-        """Every source, checked for content overlap with the target's members (``data.overlap``)."""
-        out = {}
-        members = set(image_digests(self.splits.images(self.dataset, "target_train")[0]))
-        for comp in self.cfg.sources:
-            label = source_label(comp)
-            params = {k: v for k, v in comp.params.items() if k != "label"}
-            ctx = SourceContext(self.dataset, self.splits, self.cfg.data.eval_size,
-                                generator(seed, "source", label), seed, self.cfg.data.root,
-                                self.cfg.data.download, self.device, self.cache, self.cfg.progress,
-                                gan=self.cfg.gan, generator_for=functools.partial(seed_generator, self.context))
-            data = without_members(label, SOURCES[comp.name](ctx, **params), members, self.cfg.data.overlap)
-            if len(data) == 0:
-                raise ConfigError(f"source '{label}' produced no samples")
-            out[label] = data
-            log.info("source %-14s %5d samples", label, len(data))
-        return out
-
-    @property
-    def gan_log_dir(self) -> Path | None:
-        """Where generators log their training (TensorBoard), if the report has TensorBoard logs."""
-        return self.run_dir / "tensorboard" if self.cfg.report.tensorboard else None
+        return self.seed_jobs(seed).build_sources()  # overconf.seed_jobs.SeedJobs.build_sources
 
     def job(self, seed: int, role: str, model: ModelSpec, setting: Setting) -> ClassifierJob:
-        images, labels = self.splits.images(self.dataset, f"{role}_train")
-        job = ClassifierJob(model.arch, self.cfg.recipe_for(model, setting), derive_seed(seed, role),
-                            images, labels, self.dataset.mean, self.dataset.std, self.dataset.num_classes,
-                            params=model.params, name=f"{role} {model.label} {setting.name} s{seed}")
-        return with_training_defense(job, setting.defense, self.splits.images(self.dataset, "calibration"))
+        return self.seed_jobs(seed).job(role, model, setting)  # overconf.seed_jobs.SeedJobs.job
 
     # ------------------------------------------------------------------ one grid cell
     def evaluate(self, seed: int, model: ModelSpec, setting: Setting,
                  sources: dict[str, SourceData]) -> tuple[Cell, list[dict]]:
         cfg, ds = self.cfg, self.dataset
-        shadow_setting = self.shadow_setting(setting)
+        jobs = self.seed_jobs(seed)
+        shadow_setting = jobs.shadow_setting(setting)
         role_setting = {"target": setting, "shadow": shadow_setting}
-        trained = {role: load_or_train(self.job(seed, role, model, role_setting[role]), self.cache, self.device,
+        trained = {role: load_or_train(jobs.job(role, model, role_setting[role]), self.cache, self.device,
                                        progress=cfg.progress) for role in ("target", "shadow")}
 
         def outputs(role: str, x: torch.Tensor, y: torch.Tensor) -> Outputs:
@@ -217,9 +182,9 @@ class Study:
                       "calibration": split_outputs(role, "calibration")} for role in trained}
         src_out = {label: outputs("target", d.x, d.y) for label, d in sources.items()}
 
-        cal_t = self.calibration(setting.calibration, trained["target"], out["target"], seed, "target")
-        cal_s = self.calibration(shadow_setting.shadow_calibration or shadow_setting.calibration,
-                                 trained["shadow"], out["shadow"], seed, "shadow")
+        cal_t = jobs.calibration(setting.calibration, trained["target"], out["target"], "target")
+        cal_s = jobs.calibration(shadow_setting.shadow_calibration or shadow_setting.calibration,
+                                 trained["shadow"], out["shadow"], "shadow")
         # the release-time defense after the calibration (overconf.defenses.release); unaware: not the shadow's
         cal_t, cal_s = (defend(cal, s.defense, out[r]["train"], out[r]["calibration"], derive_seed(seed, "defense", r))
                         for cal, s, r in ((cal_t, setting, "target"), (cal_s, shadow_setting, "shadow")))
@@ -272,10 +237,7 @@ class Study:
         perm = torch.randperm(n_members, generator=generator(seed, "matched_members", source))
         return perm[:n_source].sort().values
 
-    @staticmethod
-    def shadow_setting(setting: Setting) -> Setting:
-        """What the attacker's shadow gets (:meth:`overconf.config.Setting.for_shadow`)."""
-        return setting.for_shadow()
+    shadow_setting = staticmethod(SeedJobs.shadow_setting)
 
     def _part(self, outs: Outputs, split: str, n: int):
         images, _ = self.splits.images(self.dataset, split)
@@ -284,22 +246,7 @@ class Study:
 
     def calibration(self, comp: Component, trained: TrainedClassifier, outs: dict[str, Outputs], seed: int,
                     role: str) -> Calibration:
-        head = torch.nn.Linear(trained.model.head.in_features, trained.model.head.out_features).double()
-        head.load_state_dict({k: v.detach().cpu().double() for k, v in trained.model.head.state_dict().items()})
-        cal = CALIBRATIONS[comp.name](**comp.params)
-        extra = {"noise": self.noise_outputs(trained, seed)} if "noise" in cal.requires else {}
-        ctx = CalibrationContext(head, outs["train"], outs["calibration"], derive_seed(seed, "calibration", role),
-                                 extra)
-        return cal.fit(ctx)
-
-    def noise_outputs(self, trained: TrainedClassifier, seed: int) -> Outputs:
-        """Outputs on uniform-noise images (as many as the calibration split, at least 100), for a
-        calibration's noise-OOD term; drawn from their own seeded stream and cached per model."""
-        n = max(100, self.cfg.data.splits.calibration)
-        images = torch.randint(0, 256, (n, *self.dataset.shape), generator=generator(seed, "calibration", "noise"),
-                               dtype=torch.uint8)
-        return cached_outputs(self.cache, trained.key, trained.model, self.dataset.normalize(images),
-                              torch.full((n,), -1, dtype=torch.long), self.device)
+        return self.seed_jobs(seed).calibration(comp, trained, outs, role)  # overconf.seed_jobs
 
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration,
                 attacker_job: ClassifierJob | None = None, attacker_defense: Component | None = None) -> Signals:

@@ -456,7 +456,7 @@ def bench_ray_reference(args, device) -> dict:
     def on_ray():
         with tempfile.TemporaryDirectory() as tmp:
             cfg = SimpleNamespace(ray=RayConfig(threads=1), progress=False)
-            ex = RayExecutor(SimpleNamespace(cfg=cfg, cache=Cache(tmp), device=device))
+            ex = RayExecutor(cfg, Cache(tmp), device)
             ex.submit(items)
             ex.wait()
 

@@ -37,8 +37,9 @@ def planned(tmp_path_factory):
     raw["cache_dir"], raw["output_dir"] = str(tmp / "checkpoints"), str(tmp / "runs")
     study = Study(config_from_dict(raw), tmp / "run")
     study.run(report=False)  # local: stores every model, generator and output; seed 0's context stays set
-    gans = gan_items(study, 0)
-    trainings, targets = training_items(study, 0)
+    jobs = study.seed_jobs(0)  # overconf.seed_jobs.SeedJobs of seed 0 (the planner's input)
+    gans = gan_items(jobs)
+    trainings, targets = training_items(jobs)
     sources = study.build_sources(0)
     return study, gans + trainings + source_items(targets, sources)
 

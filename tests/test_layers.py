@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("report", ("overconf.report",)),
     ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
                 "overconf.validation", "overconf.run_analysis", "overconf.executor",  # executor: local | ray
+                "overconf.seed_jobs",  # one seed's jobs (SeedJobs), shared by study, executor, run_analysis
                 "overconf.factors")),  # factors: trains its grid, like the runner
     ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
 ]

@@ -19,25 +19,32 @@ def check_executor(cfg) -> None:
         import_ray()
 
 
-def prepare_seed(study, seed: int) -> dict:
-    """The seed's sources (``study.build_sources``); with ``executor: ray`` the seed's work items
-    run as Ray tasks first (trainings while the driver builds the sources), so the study that
-    follows only loads from the cache."""
-    if study.cfg.executor != "ray":
-        return study.build_sources(seed)
-    from .plan import gan_items, source_items, training_items
+def make_executor(cfg, cache, device):
+    """The study run's executor: None (local) or a :class:`~overconf.executor.ray_tasks.RayExecutor`
+    (one per run; it connects to or starts the Ray runtime)."""
+    if cfg.executor != "ray":
+        return None
     from .ray_tasks import RayExecutor
 
-    ex = getattr(study, "_ray_executor", None)
-    if ex is None:
-        ex = study._ray_executor = RayExecutor(study)
+    return RayExecutor(cfg, cache, device)
+
+
+def prepare_seed(jobs, executor=None) -> dict:
+    """The seed's sources (``jobs.build_sources()``, ``jobs`` an :class:`overconf.seed_jobs.SeedJobs`);
+    with a Ray ``executor`` (:func:`make_executor`) the seed's work items run as Ray tasks first
+    (trainings while the driver builds the sources), so the study that follows only loads from the cache."""
+    if executor is None:
+        return jobs.build_sources()
+    from .plan import gan_items, source_items, training_items
+
+    ex = executor
     try:
-        gans = gan_items(study, seed)
+        gans = gan_items(jobs)
         ex.submit(gans)
-        trainings, targets = training_items(study, seed)
+        trainings, targets = training_items(jobs)
         ex.submit(trainings)
         ex.wait(gans)  # the GAN sources sample the generators
-        sources = study.build_sources(seed)
+        sources = jobs.build_sources()
         ex.submit(source_items(targets, sources))
         ex.wait()
     except BaseException:

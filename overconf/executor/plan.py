@@ -17,6 +17,7 @@ from ..config import Setting
 from ..data import SourceData
 from ..gan.training import study_gan_job
 from ..reference.manager import check_reference, reference_set
+from ..seed_jobs import SeedJobs
 from ..signals import SIGNALS, as_request
 from .items import GanItem, OutputsItem, ReferenceItem, TrainItem, WorkItem
 
@@ -26,29 +27,31 @@ GAN_SOURCES = {"fake": False, "fake_conditional": True}
 """source name -> the conditional flag of the generator it samples"""
 
 
-def uses_references(study) -> bool:
-    """Whether an attack of the study reads reference models (a producer checked by check_reference)."""
-    names = {as_request(r).name for a in study.attacks for r in a.requires}
+def uses_references(attacks) -> bool:
+    """Whether one of the attacks reads reference models (a producer checked by check_reference)."""
+    names = {as_request(r).name for a in attacks for r in a.requires}
     return any(getattr(SIGNALS[n], "check", None) is check_reference for n in names)
 
 
-def gan_items(study, seed: int) -> list[WorkItem]:
-    flags = sorted({GAN_SOURCES[c.name] for c in study.cfg.sources if c.name in GAN_SOURCES})
-    return [GanItem(f"gan {'conditional' if c else 'unconditional'} s{seed}", arch=study.cfg.gan.arch,
-                    job=study_gan_job(study.cfg.gan, study.dataset, study.splits, seed, c)) for c in flags]
+def gan_items(jobs: SeedJobs) -> list[WorkItem]:
+    """The seed's generators (GAN sources)."""
+    cfg, seed = jobs.cfg, jobs.seed
+    flags = sorted({GAN_SOURCES[c.name] for c in cfg.sources if c.name in GAN_SOURCES})
+    return [GanItem(f"gan {'conditional' if c else 'unconditional'} s{seed}", arch=cfg.gan.arch,
+                    job=study_gan_job(cfg.gan, jobs.dataset, jobs.splits, seed, c)) for c in flags]
 
 
-def training_items(study, seed: int) -> tuple[list[WorkItem], dict[str, TrainItem]]:
+def training_items(jobs: SeedJobs) -> tuple[list[WorkItem], dict[str, TrainItem]]:
     """Phase 1 without the generators; also the target trainings by model key (for phase 2)."""
-    ds, splits = study.dataset, study.splits
+    ds, splits = jobs.dataset, jobs.splits
     items: list[WorkItem] = []
     targets: dict[str, TrainItem] = {}
-    refs = uses_references(study)
-    for model in study.cfg.models:
-        for setting in study.cfg.settings:
-            roles: dict[str, Setting] = {"target": setting, "shadow": study.shadow_setting(setting)}
+    refs = uses_references(jobs.attacks)
+    for model in jobs.cfg.models:
+        for setting in jobs.cfg.settings:
+            roles: dict[str, Setting] = {"target": setting, "shadow": jobs.shadow_setting(setting)}
             for role, s in roles.items():
-                job = study.job(seed, role, model, s)
+                job = jobs.job(role, model, s)
                 train = TrainItem(f"train {job.name}", arch=job.arch, job=job)
                 sets = []
                 for split in (f"{role}_train", f"{role}_test", "calibration"):
@@ -58,7 +61,7 @@ def training_items(study, seed: int) -> tuple[list[WorkItem], dict[str, TrainIte
                 if role == "target":
                     targets.setdefault(job.key, train)
                 elif refs:
-                    rs = reference_set(study.context, job)
+                    rs = reference_set(jobs.context, job)
                     ks = [[k] for k in range(rs.num_models)] if rs.mode == "sequential" else rs.groups()
                     items += [ReferenceItem(f"reference models {g[0]}-{g[-1]} of {rs.num_models} ({rs.arch}, "
                                             f"{job.name})", arch=rs.arch, refs=rs, ks=g) for g in ks]

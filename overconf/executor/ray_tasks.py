@@ -66,17 +66,17 @@ def ensure_runtime(ray, cfg) -> None:
 
 
 class RayExecutor:
-    """Runs work items of a study as Ray tasks (one instance per study run)."""
+    """Runs work items of a study as Ray tasks (one instance per study run): ``cfg`` (its ``ray``
+    section and ``progress``), the driver's ``cache`` and ``device``."""
 
-    def __init__(self, study):
+    def __init__(self, cfg, cache, device):
         self.ray = ray = import_ray()
-        self.study = study
-        cfg = study.cfg
+        self.cfg, self.cache = cfg, cache
         ensure_runtime(ray, cfg)
         self.remote = ray.remote(execute)
-        cuda = study.device.type == "cuda"
+        cuda = device.type == "cuda"
         crash = os.environ.get(CRASH_ENV)
-        self.setup = WorkerSetup(str(Path(study.cache.root).resolve()), cfg.ray.storage,
+        self.setup = WorkerSetup(str(Path(cache.root).resolve()), cfg.ray.storage,
                                  cfg.ray.threads or torch.get_num_threads(), "cuda" if cuda else "cpu",
                                  str(Path(crash).resolve()) if crash else None,
                                  os.environ.get(CRASH_ENV.replace("ONCE", "MATCH"), ""),
@@ -90,7 +90,7 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ submitting
     def options(self, item: WorkItem) -> dict:
-        r = self.study.cfg.ray
+        r = self.cfg.ray
         gpus = 0.0
         if self.cuda:
             gpus = r.num_gpus if r.num_gpus is not None else (0.25 if item.small else 1.0)
@@ -99,7 +99,7 @@ class RayExecutor:
 
     def submit(self, items: list[WorkItem]) -> int:
         """Submit the items the cache lacks (after their dependencies); returns how many."""
-        cache = self.study.cache
+        cache = self.cache
         new = [i for i in items if i.id not in self.refs and not i.done(cache)]
         for item in new:
             deps = [self.dep_ref(d) for d in item.deps] if self.setup.storage == "driver" else \
@@ -112,7 +112,7 @@ class RayExecutor:
         if new and self.bar is None:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=len(new), desc="ray tasks", unit="task", disable=not self.study.cfg.progress)
+            self.bar = tqdm(total=len(new), desc="ray tasks", unit="task", disable=not self.cfg.progress)
         elif new:
             self.bar.total += len(new)
             self.bar.refresh()
@@ -122,7 +122,7 @@ class RayExecutor:
         """driver storage: the entries of a dependency, from its task or from the driver's cache"""
         if dep.id in self.refs:
             return self.refs[dep.id]
-        cache = self.study.cache
+        cache = self.cache
         blobs = {entry_name(e): cache.path(*e).read_bytes() for e in dep.stores if cache.path(*e).exists()}
         ref = self.ray.put({"entries": blobs})
         self.refs[dep.id] = ref
@@ -144,7 +144,7 @@ class RayExecutor:
                     log.error("ray task failed: %s", item.label)
                     raise (cause if isinstance(cause, BaseException) else e) from None
                 if result["entries"]:
-                    store_entries(self.study.cache, result["entries"])
+                    store_entries(self.cache, result["entries"])
                 log.info("ray task done: %s (%.1f s on %s, pid %d)", item.label, result["seconds"], result["host"],
                          result["pid"])
                 if self.bar is not None:
