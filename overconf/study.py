@@ -133,6 +133,8 @@ class Study:
 
     def seed_jobs(self, seed: int) -> SeedJobs:
         """The seed's jobs on the current splits (``self.jobs`` during a run)."""
+        if self.jobs is not None and self.jobs.context is self.context and self.jobs.context.seed == seed:
+            return self.jobs
         ctx = self.context
         if ctx is None or ctx.seed != seed or ctx.splits is not self.splits or ctx.dataset is not self.dataset:
             ctx = self.seed_context(seed, self.splits)
@@ -243,10 +245,6 @@ class Study:
         images, _ = self.splits.images(self.dataset, split)
         idx = getattr(self.splits, split)[:n]
         return outs.subset(slice(0, n)), self.dataset.normalize(images[:n]), self.splits.pool(split), idx
-
-    def calibration(self, comp: Component, trained: TrainedClassifier, outs: dict[str, Outputs], seed: int,
-                    role: str) -> Calibration:
-        return self.seed_jobs(seed).calibration(comp, trained, outs, role)  # overconf.seed_jobs
 
     def signals(self, key: tuple[str, str], part, trained: TrainedClassifier, cal: Calibration,
                 attacker_job: ClassifierJob | None = None, attacker_defense: Component | None = None) -> Signals:
