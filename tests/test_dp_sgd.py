@@ -36,6 +36,21 @@ def dp_grads(model, hooks, recipe, x, y):
     return [p.grad.clone() for p in params], loss_fn
 
 
+def opacus_update(model, loss_fn, x, y, clip, expected_batch_size):
+    """Opacus' clipped, noise-free update of one SGD step at lr 1 (= the privatised gradient):
+    GradSampleModule + DPOptimizer on a copy of ``model``."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    m = GradSampleModule(copy.deepcopy(model))
+    opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
+                      expected_batch_size=expected_batch_size, loss_reduction="mean")
+    opt.zero_grad()
+    loss_fn(m(x), y).backward()
+    before = [p.detach().clone() for p in m.parameters()]
+    opt.step()
+    return [b - p.detach() for b, p in zip(before, m.parameters())]
+
+
 def test_no_noise_large_clip_equals_plain_step():
     job, model, x, y = setup()
     grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, 1e6), job.recipe, x, y)
@@ -44,19 +59,10 @@ def test_no_noise_large_clip_equals_plain_step():
 
 
 def test_clipped_update_equals_opacus():
-    from opacus import GradSampleModule
-    from opacus.optimizers import DPOptimizer
     job, model, x, y = setup()
     clip = 0.05
     grads, loss_fn = dp_grads(model, DPSGDHooks(0.0, clip), job.recipe, x, y)
-    m = GradSampleModule(copy.deepcopy(model))
-    opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
-                      expected_batch_size=len(x), loss_reduction="mean")
-    opt.zero_grad()
-    loss_fn(m(x), y).backward()
-    before = [p.detach().clone() for p in m.parameters()]
-    opt.step()
-    ref = [b - p.detach() for b, p in zip(before, m.parameters())]  # lr 1: the update is the gradient
+    ref = opacus_update(model, loss_fn, x, y, clip, len(x))
     plain = plain_grads(model, loss_fn, x, y)
     assert any(not torch.allclose(g, h, atol=1e-6) for g, h in zip(grads, plain))  # clipping was active
     for g, h in zip(grads, ref):
@@ -245,8 +251,6 @@ def stacked(models):
 def test_batched_zero_noise_update_of_each_model_equals_opacus():
     """Three models, Poisson-like batches of 10, 7 and 4 rows padded to 10: each model's gradient is
     opacus' clipped update (GradSampleModule + DPOptimizer, noise 0) on its own real rows."""
-    from opacus import GradSampleModule
-    from opacus.optimizers import DPOptimizer
     job = make_job(dropout=0.0)
     models = [make_job(seed=s, dropout=0.0).build().train() for s in range(3)]
     base, params, buffers = stacked(models)
@@ -264,15 +268,9 @@ def test_batched_zero_noise_update_of_each_model_equals_opacus():
     hooks.gradient(None, plist, Batch(x[rows], y[rows], rows, mask=valid, functional=(base, params, buffers)))
     for j, model in enumerate(models):
         xj, yj = x[idx[j, : sizes[j]]], y[idx[j, : sizes[j]]]
-        m = GradSampleModule(copy.deepcopy(model))
-        opt = DPOptimizer(torch.optim.SGD(m.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=clip,
-                          expected_batch_size=int(expected), loss_reduction="mean")
-        opt.zero_grad()
-        loss_fn(m(xj), yj).backward()
-        before = [p.detach().clone() for p in m.parameters()]
-        opt.step()
-        for (name, p), b, a in zip(params.items(), before, m.parameters()):
-            torch.testing.assert_close(p.grad[j], b - a.detach(), rtol=1e-4, atol=1e-6, msg=f"model {j} {name}")
+        ref = opacus_update(model, loss_fn, xj, yj, clip, int(expected))
+        for (name, p), r in zip(params.items(), ref):
+            torch.testing.assert_close(p.grad[j], r, rtol=1e-4, atol=1e-6, msg=f"model {j} {name}")
 
 
 def batched_dp(sigma, seeds, epochs=2):
