@@ -34,7 +34,7 @@ from torch import nn
 from ..cache import tensor_digest
 from ..errors import ConfigError
 from ..training.hooks import Batch, TrainingHooks
-from .base import DEFENSES, Defense
+from .base import DEFENSES, Defense, held_out_inputs
 
 STATS = ("member_accuracy", "reference_accuracy", "gain")
 
@@ -191,11 +191,8 @@ class AdversarialRegularisation(Defense):
         self.lam, self.k, self.inference_lr, self.warmup_epochs = float(lam), k, float(inference_lr), warmup_epochs
 
     def hooks_for(self, job, validation=None) -> AdversarialRegularisationHooks:
-        if validation is None or len(validation[1]) == 0:
-            raise ConfigError("defense adversarial_regularisation trains its inference model against the held-out "
-                              "calibration split; give it points (data.splits.calibration > 0)")
-        images, labels = validation
-        x = (images.float() / 255 - job.mean) / job.std
+        x, labels = held_out_inputs(job, validation, "defense adversarial_regularisation trains its inference "
+                                    "model against the held-out calibration split")
         return AdversarialRegularisationHooks(x, labels, job.num_classes, self.lam, self.k, self.inference_lr,
                                               self.warmup_epochs)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 DEFENSES: Registry = Registry("defense")
@@ -65,3 +66,12 @@ def floor_log(p: torch.Tensor) -> torch.Tensor:
 
 def predicted(log_probs: torch.Tensor) -> torch.Tensor:
     return log_probs.argmax(1)
+
+
+def held_out_inputs(job, validation, needs: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out calibration split ``validation`` (uint8 images, labels) in ``job``'s input space;
+    a clear error when it is empty (``needs``: what the defense does with it)."""
+    if validation is None or len(validation[1]) == 0:
+        raise ConfigError(f"{needs}; give it points (data.splits.calibration > 0)")
+    images, labels = validation
+    return job.normalize(images), labels

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..cache import tensor_digest
 from ..errors import ConfigError
 from ..training.hooks import Batch, TrainingHooks
-from .base import DEFENSES, Defense
+from .base import DEFENSES, Defense, held_out_inputs
 
 MONITORS = ("loss", "accuracy")
 
@@ -92,11 +92,8 @@ class EarlyStopping(Defense):
         self.patience, self.monitor = patience, monitor
 
     def hooks_for(self, job, validation=None) -> EarlyStoppingHooks:
-        if validation is None or len(validation[1]) == 0:
-            raise ConfigError("defense early_stopping validates on the held-out calibration split; give it "
-                              "points (data.splits.calibration > 0)")
-        images, labels = validation
-        x = (images.float() / 255 - job.mean) / job.std
+        x, labels = held_out_inputs(job, validation, "defense early_stopping validates on the held-out "
+                                    "calibration split")
         return EarlyStoppingHooks(x, labels, self.patience, job.recipe.epochs, self.monitor)
 
     def info(self, job, history: list[dict]) -> dict[str, float]:

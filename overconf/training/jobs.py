@@ -82,7 +82,11 @@ class ClassifierJob:
             return model if self.hooks is None else self.hooks.prepare_model(model)
 
     def inputs(self) -> torch.Tensor:
-        return (self.images.float() / 255 - self.mean) / self.std
+        return self.normalize(self.images)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> this model's input space: (x / 255 - mean) / std."""
+        return (images.float() / 255 - self.mean) / self.std
 
 
 @dataclass
