@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 _LAZY = {"run": "overconf.api", "Study": "overconf.api", "StudyResult": "overconf.api", "load": "overconf.api",
          "evaluate": "overconf.byo", "analyze": "overconf.api"}
-_SUBMODULES = ("attacks", "metrics", "config", "api", "byo", "results")
+_SUBMODULES = ("attacks", "metrics", "config", "api", "byo")
 
 __all__ = ["run", "Study", "StudyResult", "load", "evaluate", "analyze", "attacks", "metrics", "__version__"]
 

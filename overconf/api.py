@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Union
 
 from .config import StudyConfig, apply_overrides, check_not_empty, parse_config
-from .errors import ConfigError
+from overconf.core.errors import ConfigError
 
 if TYPE_CHECKING:  # torch and pandas load only when a study or an evaluation runs
     import pandas
@@ -52,7 +52,7 @@ def _set_items(overrides: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -
 def load(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> StudyConfig:
     """A validated :class:`~overconf.config.StudyConfig` from a YAML path, a raw dict, a config
     object or defaults (None), with overrides applied through the ``--set`` schema."""
-    from .validation import load_config, validate_components  # the registries: imports torch
+    from overconf.runner.validation import load_config, validate_components  # the registries: imports torch
 
     sets = _set_items(overrides, kwargs)
     if config is None or isinstance(config, (str, Path)):
@@ -88,10 +88,10 @@ class StudyResult:
     @property
     def frame(self) -> "pandas.DataFrame":
         """The rows as a DataFrame: model, seed, setting, attack, source, metric, value, then the
-        setting's parameters (overconf.results)."""
+        setting's parameters (overconf.config.row_columns)."""
         import pandas as pd
 
-        from .results import column_order
+        from overconf.config.row_columns import column_order
 
         return pd.DataFrame(self.rows, columns=column_order(self.rows))
 
@@ -115,7 +115,7 @@ class Study:
             overwrite: bool = False) -> StudyResult:
         """Train what the cache lacks, evaluate, and write the run folder (``write_report=False``:
         results only in memory, besides config.yaml and status.json)."""
-        from .study import run_study
+        from overconf.runner.study import run_study
 
         r = run_study(self.config, run_dir, report=write_report, overwrite=overwrite)
         return StudyResult.from_cells(r.rows, r.cells, run_dir=r.run_dir, config=r.config, raw=r)
@@ -127,7 +127,7 @@ def run(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, *
     {"recipe.lr": 0.01})``. Returns a :class:`StudyResult` (``.frame``, ``.scores``, ``.run_dir``)."""
     from .config.factors import is_factors
 
-    if is_factors(config):  # study: causal_factors -> overconf.factors.FactorsResult (.frame: the factor table)
+    if is_factors(config):  # study: causal_factors -> overconf.runner.factors.FactorsResult (.frame: the factor table)
         return run_factors_config(config, overrides, **kwargs)(run_dir, write_report=write_report, overwrite=overwrite)
     return Study(config, overrides, **kwargs).run(run_dir, write_report=write_report, overwrite=overwrite)
 
@@ -137,16 +137,16 @@ def analyze(run_dir: str | Path, only: list[str] | str | None = None, overrides:
     """Run analyses (overconf.analysis) on a finished run folder: ``overconf.analyze("runs/x",
     only=["vulnerability"], analysis__vulnerability__fprs=[0.01])``. Models and outputs come from
     the run's cache (``cache_dir`` of its config.yaml, relative to the working directory; override
-    with ``cache_dir=...``). Returns an :class:`overconf.run_analysis.AnalysisRun` (``.frame``, ``.results``);
+    with ``cache_dir=...``). Returns an :class:`overconf.runner.run_analysis.AnalysisRun` (``.frame``, ``.results``);
     files in ``RUN_DIR/analysis/`` (analysis.md, rows.csv, tables, figures)."""
     return analyze_sets(run_dir, only, _set_items(overrides, kwargs))
 
 
 def analyze_sets(run_dir: str | Path, only: list[str] | str | None, sets: list[str]):
     """:func:`analyze` with overrides as ``--set`` strings (the CLI's)."""
-    from .run_analysis import check_run_folder, run_analyses
-    from .seed_jobs import StudyRun
-    from .validation import load_config
+    from overconf.runner.run_analysis import check_run_folder, run_analyses
+    from overconf.runner.seed_jobs import StudyRun
+    from overconf.runner.validation import load_config
 
     run_dir = Path(run_dir)
     check_run_folder(run_dir)
@@ -159,7 +159,7 @@ def run_factors_config(config, overrides: Mapping[str, Any] | None = None, **kwa
     """A causal-factors study (``study: causal_factors``) from a path, a dict or a FactorsConfig:
     returns ``run(run_dir, write_report=..., overwrite=...)``."""
     from .config.factors import FactorsConfig, read_factors
-    from .factors import run_factors
+    from overconf.runner.factors import run_factors
 
     sets = _set_items(overrides, kwargs)
     if isinstance(config, FactorsConfig):

@@ -5,7 +5,7 @@
     ...                          shadow=(shadow_model, (xs_in, ys_in), (xs_out, ys_out)))
     >>> rows.frame
 
-What runs is the study's evaluation path (overconf.study.Study.evaluate) for the single-model
+What runs is the study's evaluation path (overconf.runner.study.Study.evaluate) for the single-model
 attacks, on your trained ``nn.Module`` and your (already normalised) model inputs: outputs ->
 log-probabilities (uncalibrated, or at a fixed temperature) -> every attack fitted on the shadow's members vs non-members
 (generators seeded as in a study) and applied to the target's members vs each non-member source
@@ -23,9 +23,9 @@ from .api import StudyResult
 from .attacks import Signals
 from .attacks.tensors import get as get_attack
 from .config import Component, MetricsConfig
-from .errors import ConfigError
+from overconf.core.errors import ConfigError
 from .metrics import accuracy, expected_calibration_error, membership_metrics, mmps, overconfidence_error
-from .seeding import generator
+from overconf.core.seeding import generator
 
 NO_ATTACK = "-"
 Data = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -47,10 +47,10 @@ def _split(data: Data, where: str) -> tuple[torch.Tensor, torch.Tensor]:
 def model_logits(model: torch.nn.Module, x: torch.Tensor, device: str | torch.device = "cpu",
                  batch_size: int = 1024) -> torch.Tensor:
     """Logits [N, K] (float32, CPU) of ``model`` in eval mode; an overconf classifier goes through
-    the study's own :func:`~overconf.outputs.compute_outputs` (identical numbers)."""
+    the study's own :func:`~overconf.signals.outputs.compute_outputs` (identical numbers)."""
     device = torch.device(device)
     if hasattr(model, "features") and hasattr(model, "head"):
-        from .outputs import compute_outputs
+        from overconf.signals.outputs import compute_outputs
 
         return compute_outputs(model, x, device, batch_size)[0]
     was_training = model.training
@@ -63,7 +63,7 @@ def model_logits(model: torch.nn.Module, x: torch.Tensor, device: str | torch.de
 
 
 def matched_members(seed: int, source: str, n_members: int, n_source: int) -> torch.Tensor:
-    """The members a source is compared with (as :meth:`overconf.study.Study.matched_members`):
+    """The members a source is compared with (as :meth:`overconf.runner.study.Study.matched_members`):
     all, or a seeded subset of the source's size."""
     if n_source >= n_members:
         return torch.arange(n_members)

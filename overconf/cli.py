@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import OverconfError
+from overconf.core.errors import OverconfError
 
 DESCRIPTION = """\
 overconf: do score-based membership inference attacks flag data the model never saw?
@@ -35,11 +35,11 @@ def cmd_run(args) -> int:
     from .config import read_config
     from .config.factors import is_factors
 
-    if is_factors(args.config):  # study: causal_factors (overconf.factors)
+    if is_factors(args.config):  # study: causal_factors (overconf.runner.factors)
         return cmd_run_factors(args)
     cfg = read_config(args.config, (args.set or []) + executor_sets(args))  # config errors before torch loads
-    from .study import Study
-    from .validation import validate_components
+    from overconf.runner.study import Study
+    from overconf.runner.validation import validate_components
 
     validate_components(cfg)
     if args.device:
@@ -67,7 +67,7 @@ def cmd_run_factors(args) -> int:
     cfg = read_factors(args.config, args.set or [])  # config errors before torch loads
     cfg.device = args.device or cfg.device
     cfg.progress = cfg.progress and not args.no_progress
-    from .factors import run_factors
+    from overconf.runner.factors import run_factors
 
     result = run_factors(cfg, args.out, overwrite=args.overwrite)
     print((result.run_dir / "summary.md").read_text())
@@ -81,9 +81,9 @@ def cmd_sample(args) -> int:
     cfg = read_config(args.config, args.set or [])  # config errors before torch loads
     if args.nrow is not None and args.nrow < 1:
         raise OverconfError(f"--nrow must be >= 1 (images per grid row), got {args.nrow}")
-    from .device import resolve_device
+    from overconf.core.device import resolve_device
     from .gan.export import write_samples
-    from .validation import validate_components
+    from overconf.runner.validation import validate_components
 
     validate_components(cfg)
     w = write_samples(cfg, args.out, n=args.n, device=resolve_device(args.device or cfg.device), psi=args.psi,
@@ -137,7 +137,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from .catalog import ALL
+    from overconf.runner.catalog import ALL
 
     families = [args.family] if args.family else list(ALL)
     for fam in families:

@@ -37,9 +37,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from overconf.config import Recipe  # noqa: E402
-from overconf.device import autocast, memory_format, resolve_device, to_device_images  # noqa: E402
+from overconf.core.device import autocast, memory_format, resolve_device, to_device_images  # noqa: E402
 from overconf.models import build_model  # noqa: E402
-from overconf.outputs import compute_outputs  # noqa: E402
+from overconf.signals.outputs import compute_outputs  # noqa: E402
 from overconf.training import train_classifier  # noqa: E402
 
 BENCHES: dict[str, Callable[[argparse.Namespace, torch.device], dict]] = {}
@@ -123,7 +123,7 @@ def bench_train(args, device) -> dict:
 
 @bench("score")
 def bench_score(args, device) -> dict:
-    """Scoring images/s: overconf.outputs.compute_outputs (logits + features) vs bare forward passes."""
+    """Scoring images/s: overconf.signals.outputs.compute_outputs (logits + features) vs bare forward passes."""
     x, _ = synthetic(args, device)
     model = model_for(args, device).eval()
 
@@ -188,8 +188,8 @@ def bench_fast_cifar(args, device) -> dict:
     there is no bare loop to compare with. On a CPU: narrow widths, 1 epoch, a small synthetic set."""
     from overconf.config.presets import recipe_preset
     from overconf.data.datasets import load_dataset
-    from overconf.errors import OverconfError
-    from overconf.seeding import isolated_rng
+    from overconf.core.errors import OverconfError
+    from overconf.core.seeding import isolated_rng
 
     cuda = device.type == "cuda"
     data, x = "synthetic", None
@@ -229,7 +229,7 @@ def bench_fast_cifar(args, device) -> dict:
 def reference_models(args, device):
     """K SalemCNNs (3x32x32 inputs, 10 classes) on a balanced keep matrix over ``ref_n`` images."""
     from overconf.reference import balanced_keep
-    from overconf.seeding import isolated_rng
+    from overconf.core.seeding import isolated_rng
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.ref_n, 3, 32, 32, generator=g)
@@ -365,9 +365,9 @@ def bench_memguard(args, device) -> dict:
 CACHED_RERUN = """
 import json, sys, time
 t0 = time.perf_counter()
-from overconf.validation import load_config
+from overconf.runner.validation import load_config
 from overconf.report import write_report
-from overconf.study import Study
+from overconf.runner.study import Study
 cfg = load_config(sys.argv[1], sys.argv[2:])
 study = Study(cfg)
 t1 = time.perf_counter()
@@ -423,7 +423,7 @@ def ray_reference_set(args):
 
 def ray_runtime(workers: int):
     """A local Ray runtime with ``workers`` CPUs (one task per CPU), started once."""
-    from overconf.executor.ray_tasks import import_ray
+    from overconf.runner.executor.ray_tasks import import_ray
 
     ray = import_ray()
     if not ray.is_initialized():
@@ -434,16 +434,16 @@ def ray_runtime(workers: int):
 @bench("ray_reference")
 def bench_ray_reference(args, device) -> dict:
     """K reference models (SalemCNN, sequential, 1 epoch), models / s: as Ray tasks
-    (overconf.executor, shared storage) on a local runtime with ``ray_workers`` workers of 1 CPU
+    (overconf.runner.executor, shared storage) on a local runtime with ``ray_workers`` workers of 1 CPU
     and 1 torch thread each, vs the local executor (ReferenceSet.state_dicts in this process, with
     this process's threads; "bare"). A fresh empty cache every time."""
     import tempfile
     from types import SimpleNamespace
 
-    from overconf.cache import Cache
+    from overconf.core.cache import Cache
     from overconf.config.executor import RayConfig
-    from overconf.executor.items import ReferenceItem
-    from overconf.executor.ray_tasks import RayExecutor
+    from overconf.runner.executor.items import ReferenceItem
+    from overconf.runner.executor.ray_tasks import RayExecutor
 
     ray_runtime(args.ray_workers)
     refs = ray_reference_set(args)
@@ -467,7 +467,7 @@ def bench_ray_reference(args, device) -> dict:
 def bench_ray_overhead(args, device) -> dict:
     """Scheduling overhead of a Ray task: wall time per empty task (``ray_tasks`` of them at once,
     workers started) on the local runtime of ``ray_reference``."""
-    from overconf.executor.ray_tasks import timed_empty_tasks
+    from overconf.runner.executor.ray_tasks import timed_empty_tasks
 
     ray_runtime(args.ray_workers)
     return {"ms_per_task": 1000 * min(timed_empty_tasks(args.ray_tasks) for _ in range(args.repeats)),

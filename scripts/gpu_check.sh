@@ -9,7 +9,7 @@
 #   scripts/gpu_check.sh --cpu                   # dry run of the same steps at tiny sizes on the CPU
 #   scripts/gpu_check.sh out.json --data-root DIR --cifar-root DIR --budget 450
 #
-# Python: $PYTHON, else python3 (set PYTHON=/work/main/.venv/bin/python to use a venv).
+# Python: $PYTHON, else python3 (set PYTHON=.venv/bin/python to use the repository's venv).
 # A bare device image: first run scripts/gpu_wheels.sh here, then carry .whl and shared-data.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from overconf.validation import config_from_dict
+from overconf.runner.validation import config_from_dict
 
 TINY = {
     "name": "tiny",

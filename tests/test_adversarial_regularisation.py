@@ -10,7 +10,7 @@ from overconf.config import Component, Recipe
 from overconf.defenses import DEFENSES
 from overconf.defenses.adversarial_regularisation import AdversarialRegularisationHooks
 from overconf.defenses.training import with_training_defense
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 from overconf.training import train_classifier
 from overconf.training.hooks import DEFAULT_HOOKS, Batch
 from overconf.training.jobs import ClassifierJob
@@ -30,7 +30,7 @@ def params(model):
 
 
 def test_registered_with_clear_errors():
-    from overconf.names import NAMES
+    from overconf.core.names import NAMES
     d = DEFENSES[NAME]
     assert d.kind == "training" and d.uses_calibration_split and NAME in NAMES["defense"]
     assert (d().lam, d().k, d().inference_lr, d().warmup_epochs) == (3.0, 1, 1e-4, 1)
@@ -136,8 +136,8 @@ def test_large_lambda_lowers_the_loss_attack():
 
 
 def test_rows_in_a_tiny_study(tiny_raw, tmp_path):
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
     raw = copy.deepcopy(tiny_raw)
     raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
     raw["recipe"] = {"epochs": 2, "lr": 0.003, "batch_size": 64}

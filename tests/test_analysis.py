@@ -15,10 +15,10 @@ from overconf.analysis.vulnerability import Vulnerability
 from overconf.analysis.vulnerable import threshold_at_fpr
 from overconf.attacks.scores import scaled_logit
 from overconf.cli import main
-from overconf.errors import ConfigError
-from overconf.run_analysis import contexts
-from overconf.study import Study
-from overconf.validation import config_from_dict, load_config
+from overconf.core.errors import ConfigError
+from overconf.runner.run_analysis import contexts
+from overconf.runner.study import Study
+from overconf.runner.validation import config_from_dict, load_config
 
 FAST = {"tsne_points": 80, "gradcam_points": 2, "grid_per_class": 2, "bootstrap": 20, "knn": 5}
 

@@ -11,7 +11,7 @@ import torch
 
 import overconf
 from conftest import TINY
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 
 ROOT = Path(__file__).parents[1]
 RAW = copy.deepcopy(TINY) | {"recipe": {"epochs": 2, "lr": 0.003, "batch_size": 64},
@@ -79,7 +79,7 @@ def test_run_returns_a_frame_of_self_describing_rows(study):
 def _study_models_and_data(result, tmp):
     """The study's trained target and shadow (from its cache) and its evaluation inputs."""
     from overconf.data import load_dataset, make_splits
-    from overconf.study import Study as Runner
+    from overconf.runner.study import Study as Runner
     from overconf.training.jobs import load_or_train
 
     cfg = result.config
@@ -103,7 +103,7 @@ def _study_models_and_data(result, tmp):
 
 def test_attack_on_plain_tensors_gives_the_study_scores(study):
     from overconf.byo import model_logits
-    from overconf.seeding import generator
+    from overconf.core.seeding import generator
 
     result, tmp = study
     trained, members, fit_in, fit_out, sources = _study_models_and_data(result, tmp)

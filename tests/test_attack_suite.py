@@ -10,16 +10,16 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, roc_curve
 from torch import nn
 
-from overconf.adversarial import local_variation, minimal_adversarial_distance
+from overconf.signals.whitebox import local_variation, minimal_adversarial_distance
 from overconf.attacks import ATTACKS, Signals
 from overconf.attacks.scores import log_complement, modified_entropy, scaled_logit
-from overconf.augment import flip_shift_views, shift
-from overconf.validation import config_from_dict
-from overconf.errors import ConfigError
+from overconf.data.augment import flip_shift_views, shift
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import ConfigError
 from overconf.metrics import membership_metrics
 from overconf.metrics.membership import bootstrap_tpr_at_fpr, roc, tpr_at_fpr
 from overconf.models import Classifier
-from overconf.signals import SIGNALS, SignalContext, SignalRequest
+from overconf.signals.producers import SIGNALS, SignalContext, SignalRequest
 
 G = torch.Generator
 
@@ -361,7 +361,7 @@ NEW_METRICS = {"advantage", "advantage_at_threshold", "balanced_accuracy", "prec
 @pytest.fixture(scope="module")
 def suite_run(tmp_path_factory):
     from tests.conftest import TINY
-    from overconf.study import Study
+    from overconf.runner.study import Study
 
     tmp = tmp_path_factory.mktemp("suite")
     raw = copy.deepcopy(TINY)
@@ -394,7 +394,7 @@ def test_every_attack_runs_on_every_source_with_the_full_metric_set(suite_run):
 
 
 def test_white_box_and_label_only_signals_are_cached_and_reused(suite_run, tmp_path):
-    from overconf.study import Study
+    from overconf.runner.study import Study
 
     result, raw = suite_run
     again = Study(config_from_dict(raw), tmp_path / "again").run(report=False)

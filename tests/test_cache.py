@@ -1,6 +1,6 @@
 import torch
 
-from overconf.cache import Cache, content_key
+from overconf.core.cache import Cache, content_key
 
 
 def test_content_key_is_stable_and_sensitive():
@@ -46,8 +46,8 @@ def test_a_failed_write_raises_one_clear_error_and_keeps_what_is_stored(tmp_path
 
     import pytest
 
-    import overconf.cache as cache_mod
-    from overconf.errors import StorageError
+    import overconf.core.cache as cache_mod
+    from overconf.core.errors import StorageError
 
     cache = Cache(tmp_path / "ckpt")
     cache.save("models", "k0", {"w": torch.ones(3)})

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from overconf.cache import content_key, set_values
+from overconf.core.cache import content_key, set_values
 from overconf.config import Recipe
 from overconf.config.gan import GanRecipe
 from overconf.gan.training import GanJob

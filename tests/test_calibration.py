@@ -8,10 +8,10 @@ from torch import nn
 from overconf.calibrations import CALIBRATIONS, CalibrationContext
 from overconf.calibrations.llla import LastLayerLaplace, fit_laplace, glm_variance
 from overconf.calibrations.temperature import fit_temperature
-from overconf.validation import config_from_dict
-from overconf.errors import ConfigError
-from overconf.outputs import Outputs
-from overconf.seeding import isolated_rng
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import ConfigError
+from overconf.signals.outputs import Outputs
+from overconf.core.seeding import isolated_rng
 
 
 def _outputs(features: torch.Tensor, head: nn.Linear, labels: torch.Tensor) -> Outputs:

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from overconf.analysis import one_run
 from overconf.analysis.causal_memorization import causal_auc, causal_rates, causal_tpr_at_fpr, multi_run, per_point
 from overconf.analysis.weighted import weighted_auc, weighted_tpr_at_fpr
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 from overconf.config import Recipe
 from overconf.metrics.functional import binary_tpr_at_fpr
 from overconf.reference.keep import balanced_keep
@@ -153,9 +153,9 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     import copy
 
     import overconf
-    from overconf.errors import ConfigError
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.core.errors import ConfigError
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
 
     raw = copy.deepcopy(tiny_raw)
     raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
@@ -215,7 +215,7 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     ({"tpr_at": [0]}, "tpr_at"), ({"bootstrap": -1}, "bootstrap"), ({"nonsense": 1}, "nonsense")])
 def test_bad_parameters_are_one_clear_error(params, match):
     from overconf.analysis import ANALYSES
-    from overconf.errors import ConfigError
+    from overconf.core.errors import ConfigError
 
     analysis = ANALYSES["causal_memorization"]()
     with pytest.raises(ConfigError, match=match):

@@ -100,14 +100,14 @@ def test_output_dir_that_is_a_file(tmp_path, study_yaml, capsys):
 def test_read_only_folder_and_full_disk(tmp_path, study_yaml, capsys, monkeypatch, code, words):
     """The tests run as root, so a chmod-ed folder stays writable: the OS error is injected into the
     study's run."""
-    import overconf.study
+    import overconf.runner.study
 
     target = tmp_path / "runs" / "x" / "config.yaml"
 
     def fail(self, *args, **kwargs):
         raise OSError(code, "injected", str(target))
 
-    monkeypatch.setattr(overconf.study.Study, "run", fail)
+    monkeypatch.setattr(overconf.runner.study.Study, "run", fail)
     line = run_cli(capsys, "run", study_yaml)
     assert str(target) in line
     for w in words:

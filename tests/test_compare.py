@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from overconf.cli import main
-from overconf.validation import config_from_dict
+from overconf.runner.validation import config_from_dict
 from overconf.report.comparison import Comparison, Entry, SettingInfo
 from overconf.report.verdicts import NOT_TESTED, verdicts
-from overconf.study import Study
+from overconf.runner.study import Study
 
 FIGURES = ["fpr_vs_baseline_small_resnet.png", "max_score_density_small_resnet.png",
            "reliability_small_resnet.png", "tradeoff_small_resnet.png"]

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from overconf.validation import config_from_dict, load_config
-from overconf.errors import ConfigError
+from overconf.runner.validation import config_from_dict, load_config
+from overconf.core.errors import ConfigError
 
 
 def test_shipped_experiments_are_valid():

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from overconf.config import parse_config
-from overconf.errors import ConfigError
-from overconf.validation import config_from_dict, load_config
-from overconf.yamlio import load_yaml
+from overconf.core.errors import ConfigError
+from overconf.runner.validation import config_from_dict, load_config
+from overconf.core.yamlio import load_yaml
 
 ROOT = Path(__file__).parents[1]
 
@@ -25,10 +25,10 @@ def _python(code: str) -> subprocess.CompletedProcess:
 def test_config_module_and_parsing_do_not_import_torch():
     code = """
 import sys
-import overconf, overconf.config, overconf.cli, overconf.errors, overconf.config.sweeps, overconf.config.gan
+import overconf, overconf.config, overconf.cli, overconf.core.errors, overconf.config.sweeps, overconf.config.gan
 assert 'torch' not in sys.modules, 'import'
 from overconf.config import read_config
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 read_config('experiments/fashion_mnist.yaml', ['recipe.lr=3e-4'])
 for bad in (['recipe.lrr=1'], ['recipe.lr=abc'], ['attacks=[max_scor]'], ['models=[resnet19]']):
     try:
@@ -65,13 +65,13 @@ print('ok')
 
 
 def test_names_table_matches_the_registries():
-    from overconf.names import NAMES
-    from overconf.catalog import ALL
+    from overconf.core.names import NAMES
+    from overconf.runner.catalog import ALL
 
     registries = {r.family: r for r in ALL.values()}
     for family, names in NAMES.items():
         assert sorted(names) == registries[family].names(), (
-            f"overconf/names.py NAMES['{family}'] is out of date; registered: {registries[family].names()}")
+            f"overconf/core/names.py NAMES['{family}'] is out of date; registered: {registries[family].names()}")
     config_visible = {"dataset", "source", "architecture", "attack", "calibration", "defense", "gan", "analysis"}
     assert set(NAMES) == config_visible
 

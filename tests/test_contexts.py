@@ -1,4 +1,4 @@
-"""Components read explicit, immutable contexts (overconf.contexts, overconf.hooks), never the Study."""
+"""Components read explicit, immutable contexts (overconf.signals.contexts, overconf.signals.cell_hooks), never the Study."""
 from __future__ import annotations
 
 import copy
@@ -8,15 +8,15 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 from overconf.config import DataConfig, GanConfig, MetricsConfig, ModelSpec, ReferenceConfig, SplitSizes
-from overconf.contexts import SeedContext
+from overconf.signals.contexts import SeedContext
 from overconf.data import SOURCES, SourceContext, load_dataset, make_splits
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 from overconf.gan.models import dcgan
-from overconf.hooks import CELL_HOOKS, CellContext
+from overconf.signals.cell_hooks import CELL_HOOKS, CellContext
 from overconf.reference.manager import check_reference, reference_points
-from overconf.signals import SignalContext
+from overconf.signals.producers import SignalContext
 
 CPU = torch.device("cpu")
 
@@ -82,8 +82,8 @@ def test_gan_sources_take_their_generator_from_the_context_and_never_train(fmnis
 
 def test_post_cell_hooks_are_registered_and_get_contexts(tiny_raw, tmp_path, monkeypatch):
     """The GAN analyses are one registered hook; a new hook runs on every cell with the contexts."""
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
 
     assert "gan" in CELL_HOOKS
     seen = []

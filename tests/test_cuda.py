@@ -4,7 +4,7 @@ GAN streaming, LLLA, the white-box probes on CUDA tensors, fast_cifar, RNG isola
 Each test is small (seconds on one GPU) and checks the GPU result against the CPU's or a formula.
 
 ``OVERCONF_CUDA_TESTS_DEVICE=cpu`` runs the same tests on the CPU with the bf16 autocast policy
-(``overconf.device.AUTOCAST_DTYPES``): how ``scripts/gpu_check.sh --cpu`` checks them without a GPU."""
+(``overconf.core.device.AUTOCAST_DTYPES``): how ``scripts/gpu_check.sh --cpu`` checks them without a GPU."""
 import math
 import os
 
@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.cuda,
                                  reason="needs a CUDA GPU (pytest -m cuda)")]
 
 from overconf.config import Recipe  # noqa: E402
-from overconf import device as dev  # noqa: E402
-from overconf.device import memory_format, precision  # noqa: E402
+from overconf.core import device as dev  # noqa: E402
+from overconf.core.device import memory_format, precision  # noqa: E402
 from overconf.models import build_model  # noqa: E402
-from overconf.outputs import compute_outputs  # noqa: E402
-from overconf.seeding import isolated_rng  # noqa: E402
+from overconf.signals.outputs import compute_outputs  # noqa: E402
+from overconf.core.seeding import isolated_rng  # noqa: E402
 from overconf.training import train_classifier  # noqa: E402
 from overconf.training.step import get_global_rng, set_global_rng  # noqa: E402
 
@@ -142,7 +142,7 @@ def test_llla_on_outputs_of_a_cuda_model():
     pytest.importorskip("laplace", reason="laplace-torch is not installed (device image)")
     from overconf.calibrations.base import CalibrationContext
     from overconf.calibrations.llla import LastLayerLaplace
-    from overconf.outputs import Outputs
+    from overconf.signals.outputs import Outputs
 
     x, y = task(600)
     m = model("salem_cnn")
@@ -158,7 +158,7 @@ def test_llla_on_outputs_of_a_cuda_model():
 
 
 def test_white_box_probes_keep_cuda_tensors_on_the_device():
-    from overconf.adversarial import local_variation, minimal_adversarial_distance, pgd_flip
+    from overconf.signals.whitebox import local_variation, minimal_adversarial_distance, pgd_flip
 
     x, y = task(64)
     m = model("salem_cnn").to(CUDA).eval()

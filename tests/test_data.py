@@ -4,7 +4,7 @@ import torch
 from overconf.config import SplitSizes
 from overconf.data import SOURCES, SourceContext, load_dataset, make_splits
 from overconf.data.datasets import resize_images
-from overconf.errors import ConfigError, DataNotFoundError
+from overconf.core.errors import ConfigError, DataNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +164,8 @@ def test_image_digests_identify_content_and_are_fast(fmnist):
 
 
 def digits_study(tmp_path, **data):
-    from overconf.validation import config_from_dict
-    from overconf.study import Study
+    from overconf.runner.validation import config_from_dict
+    from overconf.runner.study import Study
 
     raw = {"name": "digits_overlap", "seeds": [0], "device": "cpu", "progress": False,
            "data": {"dataset": "digits", "eval_size": 100, "fit_size": 100,
@@ -191,8 +191,8 @@ def equal_to_any(images, others):
 def test_a_source_holding_target_members_is_refused_or_cleaned(tmp_path):
     """The digits source (all 1,797 digits by default) in a digits study holds target training
     images: members presented as non-members. Refused by default; data.overlap: remove drops them."""
-    from overconf.validation import config_from_dict
-    from overconf.seeding import generator
+    from overconf.runner.validation import config_from_dict
+    from overconf.core.seeding import generator
 
     study = digits_study(tmp_path)
     members, _ = study.splits.images(study.dataset, "target_train")

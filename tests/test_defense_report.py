@@ -25,8 +25,8 @@ def reference_study(tmp_path_factory):
     """A tiny study with LiRA and RMIA (K = 4): the baseline first, then release-time defenses
     (aware and unaware) on the same cache, counting trainings."""
     from conftest import TINY
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
     import overconf.training.jobs as jobs
 
     tmp = tmp_path_factory.mktemp("refdef")
@@ -96,7 +96,7 @@ def test_reference_defense_is_fitted_per_model_on_its_own_training_points():
 
 # ---------------------------------------------------------------- utility rows: training time
 def test_training_time_is_stored_with_the_model_and_read_back(reference_study, tmp_path):
-    from overconf.cache import Cache
+    from overconf.core.cache import Cache
     from overconf.training.jobs import ClassifierJob, load_or_train
     from overconf.config import Recipe
 

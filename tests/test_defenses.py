@@ -12,7 +12,7 @@ import torch
 from overconf.config import Component, Setting
 from overconf.defenses import DEFENSES, DefenseContext
 from overconf.defenses.memguard import MemGuard
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 
 
 def _lp(p):
@@ -150,8 +150,8 @@ SETTINGS = {"baseline": {},
 
 def test_release_defenses_retrain_nothing_keep_accuracy_and_label_only_attacks(tiny_raw, tmp_path):
     from overconf.report.tables import Table
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
     import overconf.training.jobs as jobs
 
     raw = copy.deepcopy(tiny_raw)
@@ -209,7 +209,7 @@ def test_logit_reweighting_keeps_the_label_by_swapping_unless_told_not_to():
 
 def test_defense_config_errors_and_round_trip(tiny_raw):
     from overconf.config import parse_config
-    from overconf.validation import config_from_dict
+    from overconf.runner.validation import config_from_dict
 
     raw = copy.deepcopy(tiny_raw)
     raw["settings"] = {"x": {"defense": "memgaurd"}}

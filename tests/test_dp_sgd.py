@@ -6,7 +6,7 @@ import torch
 
 from overconf.defenses import DEFENSES
 from overconf.defenses.dp_sgd import DPSGDHooks, epsilon_reached
-from overconf.errors import ConfigError
+from overconf.core.errors import ConfigError
 from overconf.training import TrainingHooks, train_classifier
 from overconf.training.hooks import Batch
 from tests.test_training import make_job
@@ -117,8 +117,8 @@ def test_bad_parameters_and_batchnorm_are_clear_errors():
 
 def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_chance(tiny_raw, tmp_path):
     from overconf.report.tables import Table
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
 
     raw = copy.deepcopy(tiny_raw)
     raw["models"] = [{"arch": "salem_cnn", "params": {"width": 8, "hidden": 64}}]  # no BatchNorm
@@ -205,7 +205,7 @@ def test_recipe_defenses_are_the_recipe_override(name, key):
 
 
 def test_list_defenses_shows_the_whole_suite():
-    from overconf.names import NAMES
+    from overconf.core.names import NAMES
     assert set(NAMES["defense"]) == set(DEFENSES.names())
     kinds = {n: DEFENSES[n].kind for n in DEFENSES.names()}
     assert {n for n, k in kinds.items() if k == "training"} == {"dp_sgd", "early_stopping", "label_smoothing",
@@ -214,8 +214,8 @@ def test_list_defenses_shows_the_whole_suite():
 
 def test_reference_models_of_an_aware_attacker_train_with_dp_sgd(tiny_raw, tmp_path):
     from overconf.defenses.dp_sgd import DPSGDHooks
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
     import overconf.training.jobs as jobs
 
     raw = copy.deepcopy(tiny_raw)
@@ -336,8 +336,8 @@ def test_dp_key_records_the_groupnorm_swap_only_for_batchnorm_architectures():
 
 def test_small_resnet_trains_under_dp_as_groupnorm_in_a_study_and_the_summary_says_so(tiny_raw, tmp_path):
     from overconf.report.summary import summary_markdown
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
 
     raw = copy.deepcopy(tiny_raw)  # small_resnet (BatchNorm)
     raw["recipe"] = {"epochs": 1, "lr": 0.003, "batch_size": 64}
@@ -356,8 +356,8 @@ def test_small_resnet_trains_under_dp_as_groupnorm_in_a_study_and_the_summary_sa
 
 
 def test_reference_models_of_a_dp_setting_train_batched(tiny_raw, tmp_path):
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
     import overconf.reference.manager as manager
 
     raw = copy.deepcopy(tiny_raw)

@@ -1,4 +1,4 @@
-"""The Ray executor (overconf.executor) on a local Ray runtime with 2 CPUs: a tiny study gives the
+"""The Ray executor (overconf.runner.executor) on a local Ray runtime with 2 CPUs: a tiny study gives the
 same rows as the local executor (shared and driver storage), a task whose worker dies is retried
 with the same result, stored work is never redone, and the errors without ray / with bad values."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from overconf.config import apply_overrides, parse_config
-from overconf.errors import ConfigError
-from overconf.study import Study
-from overconf.validation import config_from_dict
+from overconf.core.errors import ConfigError
+from overconf.runner.study import Study
+from overconf.runner.validation import config_from_dict
 
 from conftest import TINY
 
@@ -148,7 +148,7 @@ def test_an_unreachable_cluster_is_one_error_naming_the_address():
     from types import SimpleNamespace
 
     from overconf.config.executor import RayConfig
-    from overconf.executor.ray_tasks import ensure_runtime
+    from overconf.runner.executor.ray_tasks import ensure_runtime
 
     def init(**kw):
         raise ConnectionError("Could not find any running Ray instance.")

@@ -1,4 +1,4 @@
-"""The Ray executor's planner (overconf.executor.plan), without Ray: after a local run of a tiny
+"""The Ray executor's planner (overconf.runner.executor.plan), without Ray: after a local run of a tiny
 study with every kind of work item (GAN source, LiRA's reference models, a training-time defense,
 a release-time defense sharing the baseline's models), every planned item is found done in the
 cache (the planner asks for exactly the keys the study stores), items are unique, and every item
@@ -10,10 +10,10 @@ import pickle
 
 import pytest
 
-from overconf.executor.items import GanItem, OutputsItem, ReferenceItem, TrainItem
-from overconf.executor.plan import gan_items, source_items, training_items
-from overconf.study import Study
-from overconf.validation import config_from_dict
+from overconf.runner.executor.items import GanItem, OutputsItem, ReferenceItem, TrainItem
+from overconf.runner.executor.plan import gan_items, source_items, training_items
+from overconf.runner.study import Study
+from overconf.runner.validation import config_from_dict
 
 from conftest import TINY
 
@@ -37,7 +37,7 @@ def planned(tmp_path_factory):
     raw["cache_dir"], raw["output_dir"] = str(tmp / "checkpoints"), str(tmp / "runs")
     study = Study(config_from_dict(raw), tmp / "run")
     study.run(report=False)  # local: stores every model, generator and output; seed 0's context stays set
-    jobs = study.seed_jobs(0)  # overconf.seed_jobs.SeedJobs of seed 0 (the planner's input)
+    jobs = study.seed_jobs(0)  # overconf.runner.seed_jobs.SeedJobs of seed 0 (the planner's input)
     gans = gan_items(jobs)
     trainings, targets = training_items(jobs)
     sources = study.build_sources(0)

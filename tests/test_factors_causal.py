@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from overconf.config.factors import CausalAnalysis, parse_factors
-from overconf.factors.causal import (_fast_bic, averaged_graph, bootstrap_structure, estimate_effect, expert_lists,
+from overconf.runner.factors.causal import (_fast_bic, averaged_graph, bootstrap_structure, estimate_effect, expert_lists,
                                      learn_structure, standardise)
 
 
@@ -131,7 +131,7 @@ def test_structure_learning_is_the_same_in_every_process(tmp_path):
     for i, c in enumerate(names[1:], 1):
         x[c] = 0.6 * x[names[i - 1]] + (0.4 * x[names[i - 2]] if i > 1 else 0) + rng.normal(size=72)
     pd.DataFrame(x).to_csv(tmp_path / "d.csv", index=False)
-    code = ("import pandas as pd; from overconf.factors.causal import bootstrap_structure; "
+    code = ("import pandas as pd; from overconf.runner.factors.causal import bootstrap_structure; "
             f"print(sorted(bootstrap_structure(pd.read_csv({str(tmp_path / 'd.csv')!r}), [], [], 4, 0).items()))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env=os.environ | {"PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}).stdout

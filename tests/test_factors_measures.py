@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from overconf.cache import set_values
+from overconf.core.cache import set_values
 from overconf.config import Recipe, read_config
 from overconf.config.factors import is_factors, parse_factors, read_factors
-from overconf.errors import ConfigError
-from overconf.factors.measures import bias_variance, centroid_distance, generalisation, nll
+from overconf.core.errors import ConfigError
+from overconf.runner.factors.measures import bias_variance, centroid_distance, generalisation, nll
 from overconf.training.jobs import RECIPE_KEY_FIELDS
 from overconf.training.step import SmoothedCrossEntropy, SoftmaxMSE, classification_loss
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from overconf.augment import random_flip_translate
+from overconf.data.augment import random_flip_translate
 from overconf.config import Recipe
 from overconf.config.presets import RECIPE_PRESETS
 from overconf.models import build_model
@@ -22,7 +22,7 @@ SMALL = {"widths": [8, 16, 16]}
 
 
 def small(c=3, size=16, classes=4, **kw):
-    from overconf.seeding import isolated_rng
+    from overconf.core.seeding import isolated_rng
     with isolated_rng(0):  # as ClassifierJob.build
         return build_model("fast_cifar", in_channels=c, num_classes=classes, image_size=size, **SMALL, **kw)
 
@@ -46,7 +46,7 @@ def test_shapes(shape):
 
 
 def test_too_small_images_are_a_config_error():
-    from overconf.errors import ConfigError
+    from overconf.core.errors import ConfigError
     with pytest.raises(ConfigError, match="at least 16 pixels"):
         build_model("fast_cifar", in_channels=3, num_classes=10, image_size=8)
 
@@ -164,7 +164,7 @@ def test_weight_average_and_schedule_follow_their_formulas():
 
 
 def test_fast_keys_are_checked_and_keep_old_keys():
-    from overconf.errors import ConfigError
+    from overconf.core.errors import ConfigError
     for bad in ({"ema": 1.0}, {"translate": -1}, {"triangular": 1.0}, {"nesterov": True, "momentum": 0.0}):
         with pytest.raises(ConfigError, match="recipe."):
             Recipe(**bad)
@@ -173,7 +173,7 @@ def test_fast_keys_are_checked_and_keep_old_keys():
 
 def test_the_preset_applies_to_fast_cifar_models_and_reference_models():
     from overconf.reference.manager import reference_spec, resolve_mode
-    from overconf.validation import load_config
+    from overconf.runner.validation import load_config
 
     cfg = load_config("experiments/tiny.yaml", ["reference.arch=fast_cifar", "reference.recipe.epochs=1"])
     assert cfg.reference.arch == "fast_cifar"
@@ -197,8 +197,8 @@ def test_the_preset_applies_to_fast_cifar_models_and_reference_models():
 
 
 def test_result_columns_show_the_preset_keys_with_each_models_value():
-    from overconf.results import study_columns
-    from overconf.validation import load_config
+    from overconf.config.row_columns import study_columns
+    from overconf.runner.validation import load_config
 
     cfg = load_config("experiments/tiny.yaml", ["models=[salem_cnn, {arch: fast_cifar, params: {widths: [8, 16, 16]}}]"])
     cols = study_columns(cfg)
@@ -221,8 +221,8 @@ def test_a_study_with_fast_cifar_reference_models(tiny_raw, tmp_path):
     """``reference.arch: fast_cifar`` end to end: the reference set uses fast_cifar with its preset
     (under ``reference.recipe``), trains sequentially and LiRA gets its rows."""
     from overconf.reference import manager
-    from overconf.study import Study
-    from overconf.validation import config_from_dict
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
 
     raw = copy.deepcopy(tiny_raw)
     raw["sources"], raw["attacks"] = ["test"], ["lira"]

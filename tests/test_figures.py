@@ -84,7 +84,7 @@ def test_gan_report_names_queried_attacks_it_cannot_stream():
     """The default study combines GAN sources with queried attacks, whose requirements are
     SignalRequests (not names): the GAN summary's list of skipped attacks must not crash on them."""
     from overconf.attacks import ATTACKS
-    from overconf.gan.hooks import unstreamable
+    from overconf.gan.cell_hooks import unstreamable
 
     attacks = [ATTACKS["max_score"](), ATTACKS["label_only_augmentation"](flip=True, shift=1),
                ATTACKS["local_variation"]()]

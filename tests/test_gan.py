@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from overconf.attacks import Fitted
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 from overconf.calibrations import CALIBRATIONS
-from overconf.validation import config_from_dict
-from overconf.errors import ConfigError
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import ConfigError
 from overconf.config.gan import GanRecipe
 from overconf.gan.models import GANS, dcgan
 from overconf.gan.sampling import class_labels, latent, resolve_classes, sample
@@ -127,7 +127,7 @@ def test_truncated_latents_follow_the_truncated_normal():
 
 def test_fid_is_zero_against_itself_and_large_against_noise(fmnist):
     from overconf.data import make_splits
-    from overconf.fid import frechet_distance, study_fid_features
+    from overconf.gan.fid import frechet_distance, study_fid_features
     from overconf.config.gan import FidConfig
 
     cfg = config_from_dict({"data": {"splits": {"target_train": 500, "shadow_train": 500, "calibration": 100,
@@ -150,7 +150,7 @@ def test_inception_features_load_local_weights_and_never_download(tmp_path, monk
     import pytorch_fid.inception as inception
     import torchvision
 
-    from overconf.fid import InceptionFeatures
+    from overconf.gan.fid import InceptionFeatures
 
     def no_download(*a, **k):
         raise AssertionError("tried to download")
@@ -239,7 +239,7 @@ def test_latent_search_raises_the_targets_max_score(fmnist):
 def gan_run(tmp_path_factory):
     from tests.conftest import TINY
 
-    from overconf.study import Study
+    from overconf.runner.study import Study
 
     tmp = tmp_path_factory.mktemp("gan_study")
     raw = copy.deepcopy(TINY)
@@ -302,7 +302,7 @@ def test_streaming_and_search_rows_figures_and_tensorboard(gan_run):
 
 
 def test_rerun_reuses_the_generators(gan_run, tmp_path):
-    from overconf.study import Study
+    from overconf.runner.study import Study
 
     result, raw = gan_run
     again = Study(config_from_dict(raw), tmp_path / "again").run(report=False)

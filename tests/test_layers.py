@@ -14,26 +14,23 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "overconf"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # (layer, module prefixes), bottom first; a module may import its own layer and those below.
-    ("base", ("overconf.errors", "overconf.names", "overconf.yamlio", "overconf.registry",
-              "overconf.seeding", "overconf.device", "overconf.cache")),
-    ("config", ("overconf.config", "overconf.results")),  # results: the row columns a config implies
-    ("data", ("overconf.data", "overconf.augment", "overconf.contexts")),
-    ("models", ("overconf.models",)),
-    ("training", ("overconf.training",)),
-    ("outputs/signals", ("overconf.outputs", "overconf.signals", "overconf.inference", "overconf.adversarial",
-                         "overconf.hooks")),
-    ("components", ("overconf.attacks", "overconf.calibrations", "overconf.defenses", "overconf.gan",
-                    "overconf.reference", "overconf.metrics", "overconf.fid")),
-    ("analysis", ("overconf.analysis",)),  # analyses of a study's cached models (overconf analyze)
-    ("report", ("overconf.report",)),
-    ("runner", ("overconf.study", "overconf.cells", "overconf.run_folder", "overconf.catalog",
-                "overconf.validation", "overconf.run_analysis", "overconf.executor",  # executor: local | ray
-                "overconf.seed_jobs",  # one seed's jobs (SeedJobs), shared by study, executor, run_analysis
-                "overconf.factors")),  # factors: trains its grid, like the runner
-    ("entry", ("overconf.cli", "overconf.__main__", "overconf.api", "overconf.byo", "overconf")),
+    # (layer, its folders under overconf/), bottom first; a module may import its own layer and those below.
+    ("base", ("core",)),
+    ("config", ("config",)),
+    ("data", ("data",)),
+    ("models", ("models",)),
+    ("training", ("training",)),
+    ("outputs/signals", ("signals",)),
+    ("components", ("attacks", "calibrations", "defenses", "gan", "reference", "metrics")),
+    ("analysis", ("analysis",)),  # analyses of a study's cached models (overconf analyze)
+    ("report", ("report",)),
+    ("runner", ("runner",)),
+    ("entry", ()),  # the modules at the package root: ENTRY_POINTS
 ]
-"""The layer table documented in ARCHITECTURE.md; a module belongs to its longest matching prefix."""
+"""The layers of ARCHITECTURE.md, by folder: a module's layer is the layer of the folder it sits in."""
+
+ENTRY_POINTS = ("overconf", "overconf.__main__", "overconf.api", "overconf.cli", "overconf.byo")
+"""the only modules at the package root: the command line and the public Python API"""
 
 
 def module_files() -> dict[str, Path]:
@@ -89,12 +86,14 @@ def import_graph() -> dict[str, dict[str, int]]:
 
 
 def layer_of(module: str) -> int | None:
-    best, layer = -1, None
-    for i, (_, prefixes) in enumerate(LAYERS):
-        for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best:
-                best, layer = len(p), i
-    return layer
+    """The layer of ``module``, read from its folder (``overconf.<folder>...``); root modules are
+    entry points; a root module that is not an entry point has no layer."""
+    if module in ENTRY_POINTS:
+        return len(LAYERS) - 1
+    parts = module.split(".")
+    if len(parts) < 3:  # a module at the package root that is not an entry point, or a bare folder name
+        return next((i for i, (_, folders) in enumerate(LAYERS) if len(parts) == 2 and parts[1] in folders), None)
+    return next((i for i, (_, folders) in enumerate(LAYERS) if parts[1] in folders), None)
 
 
 def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
@@ -147,9 +146,33 @@ def cycle_in(graph: dict[str, dict[str, int]], comp: set[str]) -> list[str]:
 
 
 def test_every_module_has_a_layer():
-    missing = [m for m in module_files() if layer_of(m) is None]
-    assert not missing, f"modules without a layer (add them to LAYERS in tests/test_layers.py and to " \
-                        f"ARCHITECTURE.md): {missing}"
+    missing = [m for m, p in module_files().items() if layer_of(m) is None]
+    assert not missing, f"modules without a layer: put them in a layer's folder (LAYERS in tests/test_layers.py, " \
+                        f"ARCHITECTURE.md); only entry points sit at the package root: {missing}"
+
+
+def test_the_package_root_holds_only_entry_points_and_folders():
+    root = {p.stem for p in PACKAGE.glob("*.py")}
+    assert root == {m.rpartition(".")[2] if m != "overconf" else "__init__" for m in ENTRY_POINTS}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {f for _, fs in LAYERS for f in fs}, "every package folder belongs to exactly one layer"
+
+
+def test_no_two_layers_share_a_file_name_for_different_things():
+    """Same base name in two layers only where it is the same concept (listed here)."""
+    same_concept = {
+        "base",        # each family's base class (models, attacks, calibrations, defenses, analyses)
+        "cell_hooks",  # CELL_HOOKS and the GAN's member of it
+        "gan",         # the GAN part of the config schema and of the report
+        "sources",     # SOURCES and the GAN sources registered in it
+        "verdicts",    # verdicts of the study report and of the causal-factors study
+    }
+    by_name: dict[str, set[int]] = {}
+    for m, p in module_files().items():
+        if p.name != "__init__.py":
+            by_name.setdefault(p.stem, set()).add(layer_of(m))
+    clash = {n: sorted(ls) for n, ls in by_name.items() if len(ls) > 1 and n not in same_concept}
+    assert not clash, f"the same file name in different layers for different things (rename one): {clash}"
 
 
 def test_no_import_cycle():
@@ -177,11 +200,12 @@ def test_no_module_is_much_longer_than_300_lines():
 
 
 def test_the_config_schema_is_a_leaf():
-    """overconf.config.schema imports only the config package's own modules and overconf.errors/names."""
+    """overconf.config.schema imports only the config package's own modules and overconf.core.errors/names."""
     graph = import_graph()
-    allowed = ("overconf.config", "overconf.errors", "overconf.names")
+    allowed = ("overconf.config", "overconf.core.errors", "overconf.core.names")
+    assert not graph["overconf.core"], "overconf/core/__init__.py imports nothing (it runs on every config import)"
     for m in ("overconf.config.schema", "overconf.config.gan", "overconf.config.convert"):
-        bad = [t for t in graph[m] if not any(t == a or t.startswith(a + ".") for a in allowed)]
+        bad = [t for t in graph[m] if t != "overconf.core" and not any(t == a or t.startswith(a + ".") for a in allowed)]
         assert not bad, f"{m} imports {bad}"
 
 

@@ -4,7 +4,7 @@ waits on the entry's file lock and reuses the first one's result (two threads st
 import pytest
 import torch
 
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 
 from conftest import both, slow_counting
 

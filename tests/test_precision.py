@@ -1,18 +1,18 @@
 """Precision: logits that feed attacks stay float32 under bf16 autocast (the head runs in float32
 outside autocast), and cache keys of trained models, generators and outputs record a precision
 other than float32 (float32 keys are unchanged). The bf16 path runs on the CPU here by adding
-``"cpu": torch.bfloat16`` to overconf.device.AUTOCAST_DTYPES (the one place the policy lives)."""
+``"cpu": torch.bfloat16`` to overconf.core.device.AUTOCAST_DTYPES (the one place the policy lives)."""
 import dataclasses
 
 import pytest
 import torch
 
-from overconf import device as dev
-from overconf.cache import Cache
+from overconf.core import device as dev
+from overconf.core.cache import Cache
 from overconf.config import Recipe
 from overconf.config.gan import GanRecipe
 from overconf.models import build_model
-from overconf.outputs import cached_outputs, compute_outputs, outputs_key
+from overconf.signals.outputs import cached_outputs, compute_outputs, outputs_key
 from overconf.training import train_classifier
 from overconf.training.jobs import load_or_train
 from tests.test_cache_keys import CLASSIFIER_KEY, GAN_RECIPE, GENERATOR_KEY, gan_job, job

@@ -9,17 +9,17 @@ from sklearn.metrics import roc_auc_score
 
 from overconf.attacks import ATTACKS, Signals
 from overconf.attacks.scores import scaled_logit
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 from overconf.config import Recipe
-from overconf.validation import config_from_dict
-from overconf.errors import ConfigError
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import ConfigError
 from overconf.models import build_model
 from overconf.reference import balanced_keep
 from overconf.reference.logits import stacked_logits
 from overconf.training.batched import train_batched
 from overconf.reference.manager import ReferenceSet
-from overconf.seeding import isolated_rng
-from overconf.study import Study
+from overconf.core.seeding import isolated_rng
+from overconf.runner.study import Study
 from overconf.training import train_classifier
 
 CPU = torch.device("cpu")
@@ -397,7 +397,7 @@ def test_reference_config_errors_come_before_any_training(tiny_raw, tmp_path):
 
 
 def test_augmented_queries():
-    from overconf.augment import expand_queries, hflip, shift
+    from overconf.data.augment import expand_queries, hflip, shift
 
     x = torch.arange(16.0).view(1, 1, 4, 4)
     assert torch.equal(hflip(x)[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))

@@ -9,8 +9,8 @@ import scipy.stats
 import torch
 
 from overconf.attacks import ATTACKS, Signals
-from overconf.validation import config_from_dict
-from overconf.errors import ConfigError
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import ConfigError
 from overconf.reference import balanced_keep
 
 G = torch.Generator
@@ -173,7 +173,7 @@ def test_unlabelled_labels_and_config_errors(tiny_raw):
 def test_attacks_config_shows_both_labelling_choices():
     from pathlib import Path
 
-    from overconf.validation import load_config
+    from overconf.runner.validation import load_config
 
     cfg = load_config(Path(__file__).parents[1] / "experiments" / "attacks_fashion_mnist.yaml")
     labels = {ATTACKS[c.name](**c.params).label: c.params for c in cfg.attacks}

@@ -29,8 +29,8 @@ RAW = copy.deepcopy(TINY) | {
 
 
 def run_rows(tmp: Path) -> list[dict]:
-    from overconf.validation import config_from_dict
-    from overconf.study import run_study
+    from overconf.runner.validation import config_from_dict
+    from overconf.runner.study import run_study
 
     raw = copy.deepcopy(RAW) | {"cache_dir": str(tmp / "checkpoints"), "output_dir": str(tmp / "runs")}
     return run_study(config_from_dict(raw), tmp / "run", report=False).rows

@@ -1,11 +1,11 @@
-"""Self-describing rows: every row carries its setting's parameters (overconf.results)."""
+"""Self-describing rows: every row carries its setting's parameters (overconf.config.row_columns)."""
 from __future__ import annotations
 
 import copy
 
 from conftest import TINY
 from overconf.config import parse_config
-from overconf.results import column_order, setting_columns, study_columns
+from overconf.config.row_columns import column_order, setting_columns, study_columns
 
 
 def _cfg(**extra):
@@ -84,7 +84,7 @@ def test_compare_reads_the_typed_config(tmp_path):
     import pytest
 
     from overconf.config import StudyConfig
-    from overconf.errors import DataError
+    from overconf.core.errors import DataError
     from overconf.report.runs import load_run, setting_infos
 
     cfg = _cfg(settings=SETTINGS, sweeps={"label_smoothing": [0.2]})

@@ -8,14 +8,14 @@ import json
 import pytest
 import yaml
 
-import overconf.study as study_mod
+import overconf.runner.study as study_mod
 import overconf.training.jobs as trained
 from overconf.cli import main
-from overconf.validation import config_from_dict
-from overconf.errors import (ConfigError, IncompleteRunError, RunFolderError, StorageError,
+from overconf.runner.validation import config_from_dict
+from overconf.core.errors import (ConfigError, IncompleteRunError, RunFolderError, StorageError,
                              TrainingDivergedError)
 from overconf.report.comparison import load_run
-from overconf.study import Study
+from overconf.runner.study import Study
 
 
 def _raw(tmp, **recipe) -> dict:
@@ -99,7 +99,7 @@ def test_overwrite_clears_only_run_folders(shared, tmp_path):
 
 
 def test_a_failed_run_is_marked_and_compare_refuses_it(shared, tmp_path):
-    from overconf.errors import DataNotFoundError
+    from overconf.core.errors import DataNotFoundError
 
     raw = _raw(shared) | {"sources": ["test", "cifar100"]}
     with pytest.raises(DataNotFoundError):

@@ -1,4 +1,4 @@
-"""One seed's jobs (overconf.seed_jobs.SeedJobs): the executor and the analyses take it, never the Study."""
+"""One seed's jobs (overconf.runner.seed_jobs.SeedJobs): the executor and the analyses take it, never the Study."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from overconf.data import load_dataset, make_splits
-from overconf.executor import make_executor, prepare_seed
-from overconf.executor.items import OutputsItem, TrainItem
-from overconf.executor.plan import gan_items, training_items
-from overconf.run_analysis import contexts, run_analyses
-from overconf.seed_jobs import SeedJobs, StudyRun
-from overconf.study import Study
-from overconf.validation import config_from_dict
+from overconf.runner.executor import make_executor, prepare_seed
+from overconf.runner.executor.items import OutputsItem, TrainItem
+from overconf.runner.executor.plan import gan_items, training_items
+from overconf.runner.run_analysis import contexts, run_analyses
+from overconf.runner.seed_jobs import SeedJobs, StudyRun
+from overconf.runner.study import Study
+from overconf.runner.validation import config_from_dict
 
 
 def raw_for(tmp_path) -> dict:

@@ -5,7 +5,7 @@ import contextlib
 import pytest
 import torch
 
-from overconf.seeding import isolated_rng
+from overconf.core.seeding import isolated_rng
 
 
 def test_isolated_rng_seeds_the_block_and_restores_the_cpu_state():

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from overconf.cache import Cache
-from overconf.validation import config_from_dict
+from overconf.core.cache import Cache
+from overconf.runner.validation import config_from_dict
 from overconf.data.datasets import ImageDataset, load_dataset
-from overconf.study import Study
+from overconf.runner.study import Study
 
 
 def event_records(path):

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from overconf.validation import config_from_dict
+from overconf.runner.validation import config_from_dict
 from overconf.report.tables import Table
-from overconf.study import Study
+from overconf.runner.study import Study
 
 ATTACK_METRICS = {"tpr", "fpr", "precision", "auroc", "aupr", "fpr_at_95tpr", "tpr_at_fpr_0.01",
                   "fpr_reached_0.01", "tpr_at_fpr_0.001", "fpr_reached_0.001", "fpr_ci_low", "fpr_ci_high",
@@ -39,7 +39,7 @@ def test_results_table_is_complete(tiny_run):
             ("test", "overconfidence_error"), ("members", "mean_max_score")} <= model_metrics
     assert {("test" if s == "test" else s, "mean_max_score") for s in sources} <= model_metrics
     # the tidy key and value columns first, then exactly the setting's parameter columns (issue 12)
-    from overconf.results import setting_columns
+    from overconf.config.row_columns import setting_columns
     assert all(list(r)[:7] == ["model", "seed", "setting", "attack", "source", "metric", "value"]
                and {k: r[k] for k in list(r)[7:]} == setting_columns(result.config, r["model"], r["setting"])
                for r in rows)
@@ -55,7 +55,7 @@ def test_member_and_nonmember_sets_are_equal_size_per_source(tiny_run):
 
 
 def test_a_smaller_source_is_compared_with_a_seeded_subset_of_members():
-    from overconf.study import Study
+    from overconf.runner.study import Study
 
     a = Study.matched_members(0, "digits", 2500, 1797)
     assert len(a) == 1797 and len(torch.unique(a)) == 1797 and int(a.max()) < 2500
@@ -147,7 +147,7 @@ def test_temperature_setting_reuses_the_baseline_models(tiny_run, tmp_path):
 
 
 def test_bad_source_fails_before_any_training(tiny_raw, tmp_path):
-    from overconf.errors import DataNotFoundError
+    from overconf.core.errors import DataNotFoundError
 
     tiny_raw["sources"] = ["test", "cifar100"]
     cfg = config_from_dict(tiny_raw)

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from overconf.cache import Cache
+from overconf.core.cache import Cache
 from overconf.config import Recipe
-from overconf.outputs import compute_outputs
+from overconf.signals.outputs import compute_outputs
 from overconf.training.jobs import ClassifierJob, load_or_train
 
 from conftest import both, slow_counting
@@ -98,7 +98,7 @@ def test_two_runs_sharing_a_cache_train_a_model_once(tmp_path, monkeypatch):
 def test_diverging_training_stops_with_a_clear_error_and_caches_nothing(tmp_path, optimizer):
     import dataclasses
 
-    from overconf.errors import TrainingDivergedError
+    from overconf.core.errors import TrainingDivergedError
 
     job = make_job(epochs=3)
     job.recipe = dataclasses.replace(job.recipe, lr=1000.0, optimizer=optimizer, dropout=0.0)
@@ -111,7 +111,7 @@ def test_diverging_training_stops_with_a_clear_error_and_caches_nothing(tmp_path
 
 def test_a_non_finite_model_is_never_stored(tmp_path, monkeypatch):
     import overconf.training.jobs as trained
-    from overconf.errors import TrainingDivergedError
+    from overconf.core.errors import TrainingDivergedError
 
     def nan_weights(model, *args, **kw):
         with torch.no_grad():
@@ -128,7 +128,7 @@ def test_a_non_finite_model_is_never_stored(tmp_path, monkeypatch):
 def test_batched_reference_training_stops_on_divergence():
     import dataclasses
 
-    from overconf.errors import TrainingDivergedError
+    from overconf.core.errors import TrainingDivergedError
     from overconf.training.batched import train_batched
 
     job = make_job(dropout=0.0)
@@ -143,7 +143,7 @@ def test_batched_reference_training_stops_on_divergence():
 def test_a_non_finite_generator_is_never_stored(tmp_path, monkeypatch):
     import overconf.gan.training as gan_training
     from overconf.data import load_dataset
-    from overconf.errors import TrainingDivergedError
+    from overconf.core.errors import TrainingDivergedError
     from tests.test_gan import job
 
     def nan_generator(gen, *args, **kw):

@@ -158,7 +158,7 @@ def test_hooks_enter_the_model_key_only_when_set():
 
 def test_reference_models_train_with_their_hooks_in_both_modes(tmp_path):
     """A ReferenceSet's hooks reach sequential and batched training, and enter the model keys."""
-    from overconf.cache import Cache
+    from overconf.core.cache import Cache
     from tests.test_reference import reference_set
 
     for mode in ("sequential", "batched"):

@@ -1,7 +1,7 @@
 """Analyses of a study's cached models and outputs (layer between components and report; they
 never import the runner): ``ANALYSES`` (one module per analysis), :class:`AnalysisContext` (one
 (seed, model, setting)), :class:`AnalysisResult`. Run with ``overconf analyze RUN_DIR`` or a
-study's ``analysis:`` section (overconf.run_analysis); contract: /work/briefs/analysis-contract.md.
+study's ``analysis:`` section (overconf.runner.run_analysis); the contract is :class:`Analysis`'s docstring.
 
 | analysis | module | what |
 |---|---|---|

@@ -1,15 +1,15 @@
 """What an analysis is: ``run(ctx, params) -> AnalysisResult`` per (seed, model, setting), and an
 optional ``combine(results, params)`` over every context of the study (e.g. one table across
 settings). Registered in ``ANALYSES`` (one module per analysis, one ``@ANALYSES.register`` line;
-its name also in overconf/names.py, family ``analysis``).
+its name also in overconf/core/names.py, family ``analysis``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from ..registry import Registry
+from overconf.core.errors import ConfigError
+from overconf.core.registry import Registry
 
 if TYPE_CHECKING:  # pandas / matplotlib load only when an analysis runs
     import matplotlib.figure

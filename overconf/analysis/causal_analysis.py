@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from ..attacks.scores import finite, scaled_logit
-from ..errors import ConfigError
-from ..outputs import cached_outputs
-from ..seeding import derive_seed
+from overconf.core.errors import ConfigError
+from overconf.signals.outputs import cached_outputs
+from overconf.core.seeding import derive_seed
 from .base import ANALYSES, Analysis, AnalysisResult
 from .causal_memorization import multi_run
 from . import one_run as one

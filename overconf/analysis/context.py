@@ -23,13 +23,13 @@ from typing import Any, Callable
 
 import torch
 
-from ..cache import content_key, tensor_digest
+from overconf.core.cache import content_key, tensor_digest
 from ..config import ModelSpec, Setting, StudyConfig
-from ..contexts import SeedContext
+from overconf.signals.contexts import SeedContext
 from ..data import SourceData
-from ..outputs import Outputs, cached_outputs, compute_outputs
-from ..seeding import generator
-from ..signals import as_request
+from overconf.signals.outputs import Outputs, cached_outputs, compute_outputs
+from overconf.core.seeding import generator
+from overconf.signals.producers import as_request
 from ..training.jobs import ClassifierJob, TrainedClassifier, load_or_train
 
 ROLES = ("target", "shadow")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..device import to_device_images
+from overconf.core.device import to_device_images
 
 
 def tsne_embedding(features: torch.Tensor, seed: int, perplexity: float = 30.0) -> np.ndarray:

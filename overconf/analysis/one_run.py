@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from ..attacks.scores import scaled_logit
-from ..cache import Cache
-from ..outputs import cached_outputs
-from ..seeding import derive_seed, generator
+from overconf.core.cache import Cache
+from overconf.signals.outputs import cached_outputs
+from overconf.core.seeding import derive_seed, generator
 from ..training.jobs import ClassifierJob, load_or_train
 from .causal_memorization import multi_run
 from .weighted import as_np, percentile_interval, weighted_auc

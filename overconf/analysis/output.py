@@ -2,13 +2,13 @@
 linked from summary.md), ``rows.csv`` (every row), and per analysis ``<name>/<tag>_<table>.csv``
 (per-sample tables also ``.parquet``) and ``<name>/<tag>_<figure>.png``; figures also go to
 TensorBoard under ``RUN_DIR/tensorboard/analysis/<name>/<tag>`` (one run per context). Writes are
-atomic (overconf.cache)."""
+atomic (overconf.core.cache)."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-from ..cache import atomic_write_bytes, atomic_write_text
+from overconf.core.cache import atomic_write_bytes, atomic_write_text
 from .base import AnalysisResult
 
 ANALYSIS_DIR = "analysis"

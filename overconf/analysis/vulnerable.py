@@ -1,4 +1,4 @@
-"""Which members are vulnerable (seed 003; /work/shared/reference/analyses.md "Vulnerable samples").
+"""Which members are vulnerable (seed 003, Khalil et al. 2025, arXiv 2511.16792).
 
 Pure functions of score tensors (float64):
 

@@ -5,7 +5,7 @@
   training points sit farther from the decision boundary.
 * ``local_variation``: member iff the local variation of the loss around x is at most tau: the
   seed-002 proxy of the model's local total variation (an unconfirmed reading, see
-  :func:`overconf.adversarial.local_variation`).
+  :func:`overconf.signals.whitebox.local_variation`).
 
 The probes run on the network itself (its decision boundary and loss), not on the calibrated
 probabilities: temperature scaling leaves the boundary where it is. Their signals
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from ..adversarial import NORMS, local_variation, minimal_adversarial_distance
-from ..errors import ConfigError
-from ..signals import SIGNALS, SignalContext, SignalRequest
+from overconf.signals.whitebox import NORMS, local_variation, minimal_adversarial_distance
+from overconf.core.errors import ConfigError
+from overconf.signals.producers import SIGNALS, SignalContext, SignalRequest
 from .base import ATTACKS, Signals
 from .signal_threshold import SignalThresholdAttack
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from ..registry import Registry
+from overconf.core.registry import Registry
 
 if TYPE_CHECKING:
-    from ..contexts import SeedContext
+    from overconf.signals.contexts import SeedContext
 
 ATTACKS: Registry = Registry("attack")
 SHARED_PREFIX = "population_"
@@ -87,7 +87,7 @@ class Attack:
         return self.name
 
     def check(self, ctx: "SeedContext") -> None:
-        """Validate a seed of the study (:class:`~overconf.contexts.SeedContext`, e.g. the number of
+        """Validate a seed of the study (:class:`~overconf.signals.contexts.SeedContext`, e.g. the number of
         reference models) before any training."""
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from ..augment import flip_shift_views, gaussian_noise
-from ..cache import tensor_digest
-from ..errors import ConfigError
-from ..inference import predicted_labels
-from ..seeding import generator
-from ..signals import SIGNALS, SignalContext, SignalRequest
+from overconf.data.augment import flip_shift_views, gaussian_noise
+from overconf.core.cache import tensor_digest
+from overconf.core.errors import ConfigError
+from overconf.signals.inference import predicted_labels
+from overconf.core.seeding import generator
+from overconf.signals.producers import SIGNALS, SignalContext, SignalRequest
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import fitted_on_shadow
 from .signal_threshold import SignalThresholdAttack
@@ -29,7 +29,7 @@ from .signal_threshold import SignalThresholdAttack
 # ---------------------------------------------------------------------------------- signals
 @SIGNALS.register("augmented_predictions")
 def augmented_predictions(ctx: SignalContext, flip: bool = True, shift: int = 1) -> torch.Tensor:
-    """Predicted labels under every view of :func:`overconf.augment.flip_shift_views`
+    """Predicted labels under every view of :func:`overconf.data.augment.flip_shift_views`
     (identity first), int64 [N, V]."""
     views = flip_shift_views(flip, shift)
     return torch.stack([predicted_labels(ctx.model, ctx.x, ctx.device, v) for v in views], 1)

@@ -46,8 +46,8 @@ import math
 
 import torch
 
-from ..augment import expand_queries
-from ..errors import ConfigError
+from overconf.data.augment import expand_queries
+from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import check_rule, operating_point
 from .scores import at_label, check_unlabelled, scaled_logit

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..seeding import isolated_rng
+from overconf.core.seeding import isolated_rng
 
 
 def train_binary_mlp(x: torch.Tensor, y: torch.Tensor, *, hidden: int, epochs: int, lr: float, batch_size: int,

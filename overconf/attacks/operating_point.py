@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import Fitted, Signals
 from .thresholds import RULES, fpr_threshold
 

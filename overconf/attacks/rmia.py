@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import check_rule, operating_point
 from .scores import at_label, check_unlabelled, true_class_log_prob

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import fitted_on_shadow
 from .mlp import train_binary_mlp

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 
 
 def finite(score: torch.Tensor) -> torch.Tensor:

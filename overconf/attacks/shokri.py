@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import fitted_on_shadow
 from .mlp import train_binary_mlp

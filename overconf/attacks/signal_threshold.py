@@ -1,11 +1,11 @@
 """Attacks that threshold a producer's signal (label-only predictions, white-box probes): the signal
-is computed by a registered producer (``overconf.signals``), cached, and thresholded on the shadow
+is computed by a registered producer (``overconf.signals.producers``), cached, and thresholded on the shadow
 ROC (Youden's J)."""
 from __future__ import annotations
 
 import torch
 
-from ..signals import SignalRequest
+from overconf.signals.producers import SignalRequest
 from .base import Attack, Fitted, Signals
 from .operating_point import shadow_point
 from .thresholds import youden_threshold

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ..seeding import generator as seeded_generator
+from overconf.core.errors import ConfigError
+from overconf.core.seeding import generator as seeded_generator
 from .base import ATTACKS, Attack, Fitted, Signals
 
 
@@ -84,7 +84,7 @@ class TensorAttack:
             member_labels: torch.Tensor | None = None, nonmember_labels: torch.Tensor | None = None, *,
             seed: int = 0, generator: torch.Generator | None = None, log_probs: bool = False) -> FittedAttack:
         """Fit on the shadow model's members vs non-members. Attacks that train (salem) draw from
-        ``generator``, else from ``overconf.seeding.generator(seed, "attack", label)``."""
+        ``generator``, else from ``overconf.core.seeding.generator(seed, "attack", label)``."""
         g = generator if generator is not None else seeded_generator(seed, "attack", self.label)
         fitted = self.attack.fit(signals(member_logits, member_labels, log_probs=log_probs),
                                  signals(nonmember_logits, nonmember_labels, log_probs=log_probs), generator=g)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
 from .operating_point import shadow_point
 from .thresholds import RULES

@@ -6,8 +6,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..outputs import Outputs
-from ..registry import Registry
+from overconf.signals.outputs import Outputs
+from overconf.core.registry import Registry
 
 CALIBRATIONS: Registry = Registry("calibration")
 

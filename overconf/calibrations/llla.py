@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..errors import ConfigError
-from ..outputs import Outputs
-from ..seeding import derive_seed, isolated_rng
+from overconf.core.errors import ConfigError
+from overconf.signals.outputs import Outputs
+from overconf.core.seeding import derive_seed, isolated_rng
 from .base import CALIBRATIONS, Calibration, CalibrationContext
 
 METHODS = ("marglik", "holdout")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from ..outputs import Outputs
+from overconf.signals.outputs import Outputs
 from .base import CALIBRATIONS, Calibration
 
 

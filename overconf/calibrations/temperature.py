@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ..errors import ConfigError
-from ..outputs import Outputs
+from overconf.core.errors import ConfigError
+from overconf.signals.outputs import Outputs
 from .base import CALIBRATIONS, Calibration, CalibrationContext
 
 

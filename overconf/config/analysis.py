@@ -1,17 +1,17 @@
 """The ``analysis:`` section: analyses run on a finished study's cached models and outputs.
 
 ``analysis: {vulnerability: {fprs: [0.01, 0.001]}, causal_memorization: {...}}`` maps a
-registered analysis (``overconf.analysis.ANALYSES``; names in overconf.names, family
+registered analysis (``overconf.analysis.ANALYSES``; names in overconf.core.names, family
 ``analysis``) to its parameters. Empty by default: a study without it runs no analysis and no
 cache key or result changes. Parameters are checked against the analysis' defaults by the
-runner (``overconf.run_analysis.selected``) before any training.
+runner (``overconf.runner.run_analysis.selected``) before any training.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError
-from ..names import check_name
+from overconf.core.errors import ConfigError
+from overconf.core.names import check_name
 
 
 def parse_analysis(value: Any) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 
 
 def check(ok: bool, message: str) -> None:

@@ -1,4 +1,4 @@
-"""The ``executor`` key and the ``ray:`` section (overconf/executor/): where a study's trainings
+"""The ``executor`` key and the ``ray:`` section (overconf/runner/executor/): where a study's trainings
 and outputs run. Neither enters a cache key; torch-free like the rest of overconf.config."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ RAY_STORAGE = ("shared", "driver")
 
 @dataclass
 class RayConfig:
-    """The Ray executor (``executor: ray``, overconf/executor/): where its tasks run and store."""
+    """The Ray executor (``executor: ray``, overconf/runner/executor/): where its tasks run and store."""
 
     address: str | None = None
     """a running cluster (``ray://host:10001``, ``auto``); null: start a local Ray runtime"""

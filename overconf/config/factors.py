@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError
-from ..names import check_name
-from ..yamlio import load_yaml
+from overconf.core.errors import ConfigError
+from overconf.core.names import check_name
+from overconf.core.yamlio import load_yaml
 from .convert import build, check
 from .schema import Component, Recipe
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..names import check_name
+from overconf.core.errors import ConfigError
+from overconf.core.names import check_name
 
 OBJECTIVES = ("max_score", "entropy")
 
@@ -141,7 +141,7 @@ GAN_SOURCES = ("fake", "fake_conditional")
 
 def validate_gan_names(cfg) -> None:
     """Torch-free checks of a :class:`~overconf.config.StudyConfig`'s ``gan`` section (registered
-    names from overconf.names) and of the parameters of its GAN sources."""
+    names from overconf.core.names) and of the parameters of its GAN sources."""
     g = cfg.gan
     check_name("gan", g.arch, "gan.arch")
     check_name("architecture", g.fid.classifier, "gan.fid.classifier")

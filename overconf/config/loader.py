@@ -2,13 +2,13 @@
 
 Every unknown key is an error naming the key and the allowed ones; registered names (dataset,
 architecture, source, attack, calibration, GAN) are checked against the torch-free table in
-overconf.names. ``--set a.b=value`` overrides are applied to the raw mapping before validation;
+overconf.core.names. ``--set a.b=value`` overrides are applied to the raw mapping before validation;
 values are parsed as YAML (``--set seeds=[0,1]``, ``--set recipe.lr=0.01``). YAML is read with
-YAML 1.2 numbers (``3e-4`` is a float) and a key written twice is an error (overconf.yamlio).
+YAML 1.2 numbers (``3e-4`` is a float) and a key written twice is an error (overconf.core.yamlio).
 
 This module never imports torch, so config errors appear within a second. The parameters of
 each component are checked against the real factories by the runner layer
-(``overconf.validation.validate_components``; ``overconf.validation.load_config`` does both).
+(``overconf.runner.validation.validate_components``; ``overconf.runner.validation.load_config`` does both).
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..names import check_name
-from ..yamlio import load_yaml
+from overconf.core.errors import ConfigError
+from overconf.core.names import check_name
+from overconf.core.yamlio import load_yaml
 from .convert import build, check as _check
 from .gan import validate_gan_names
 from .schema import StudyConfig, source_label
@@ -28,7 +28,7 @@ from .sweeps import expand_sweeps
 def read_config(path: str | Path | None = None, overrides: list[str] = ()) -> StudyConfig:
     """Read a study YAML (or start from defaults), apply ``key=value`` overrides, validate types,
     values and names (no torch import); the runner checks component parameters
-    (``overconf.validation.validate_components``) before use."""
+    (``overconf.runner.validation.validate_components``) before use."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -89,7 +89,7 @@ def _check_path_safe(value: str, where: str) -> None:
 
 def _validate_values(cfg: StudyConfig) -> None:
     """Every check that needs no factory: values, lists, duplicates and registered names
-    (overconf.names). Runs before torch is imported."""
+    (overconf.core.names). Runs before torch is imported."""
     _check_path_safe(cfg.name, "name")
     check_name("dataset", cfg.data.dataset, "data.dataset")
     _check(len(cfg.seeds) > 0, "seeds must list at least one seed, e.g. seeds: [0]")

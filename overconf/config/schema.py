@@ -1,8 +1,8 @@
 """The study config schema: one dataclass per section, each key once with its type, default and doc.
 
-This module is the leaf of the package (it imports only ``overconf.errors`` and the generic
+This module is the leaf of the package (it imports only ``overconf.core.errors`` and the generic
 converter next to it, never torch): the YAML loader (``overconf.config.loader``), every layer
-above and the runner's registry checks (``overconf.validation``) read these types.
+above and the runner's registry checks (``overconf.runner.validation``) read these types.
 """
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .convert import build, check as _check, component_dict as _component_dict, reject_unknown, source_label
 from .analysis import parse_analysis
 from .executor import RayConfig, check_executor_name
 from .gan import GanConfig
 from .presets import FastRecipeKeys, recipe_preset
+from .component import Component
+from .settings import ATTACKERS, Setting, parse_settings
+from .evaluation import MetricsConfig, ReferenceConfig, ReportConfig
 
 @dataclass
 class Recipe(FastRecipeKeys):
@@ -96,24 +99,6 @@ OVERLAP = ("refuse", "remove")
 
 
 @dataclass
-class Component:
-    """A registered component (source, attack, calibration) with its parameters."""
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, value: Any, where: str) -> "Component":
-        """``"name"`` or ``{name: ..., param: value, ...}``."""
-        if isinstance(value, str):
-            return cls(value)
-        if isinstance(value, dict) and isinstance(value.get("name"), str):
-            params = {k: v for k, v in value.items() if k != "name"}
-            return cls(value["name"], params)
-        raise ConfigError(f"'{where}' must be a name or a mapping with a 'name' key, got {value!r}")
-
-
-@dataclass
 class ModelSpec:
     arch: str
     name: str | None = None
@@ -135,128 +120,6 @@ class ModelSpec:
         if isinstance(value, dict):
             return build(cls, value, where)
         raise ConfigError(f"'{where}' must be an architecture name or a mapping with 'arch', got {value!r}")
-
-
-@dataclass
-class Setting:
-    """One calibration / defense setting, applied to target and shadow alike."""
-
-    name: str
-    recipe: dict[str, Any] = field(default_factory=dict)
-    """training-time overrides: label_smoothing, weight_decay, dropout, ..."""
-    calibration: Component = field(default_factory=lambda: Component("none"))
-    """post-hoc calibration of the model's outputs (temperature, llla, ...)"""
-    shadow_calibration: Component | None = None
-    """calibration the attacker's shadow gets; None = the same as the target's"""
-    defense: Component = field(default_factory=lambda: Component("none"))
-    """release-time defense (overconf.defenses: logit_reweighting, memguard, top_k, rounding,
-    label_only) applied after the calibration to every released output; retrains nothing"""
-    attacker: str = "same"
-    """'same' (= 'aware' for defenses): the shadow gets this setting's recipe, calibration and
-    defense too (the adaptive attacker); 'aware': the same; 'unaware': the shadow gets the recipe
-    and calibration but its outputs are released without the defense; 'uncalibrated': the
-    shadow is trained with the study recipe (no overrides), left uncalibrated and undefended,
-    while the target gets the setting (the attacker does not know the defense)"""
-    sweep: str | None = None
-    """name of the sweep this setting belongs to (links its points in comparison figures)"""
-    sweep_value: Any = None
-    """its value along the sweep (inferred from the recipe or calibration when not given)"""
-
-    def __post_init__(self):
-        _check(self.attacker in ATTACKERS, f"settings.{self.name}.attacker = '{self.attacker}' is not allowed; "
-                                           f"use one of: {', '.join(ATTACKERS)}")
-        _check(not (self.attacker == "uncalibrated" and self.shadow_calibration is not None),
-               f"settings.{self.name}: 'attacker: uncalibrated' already fixes the shadow's calibration "
-               f"(none); remove 'shadow_calibration' or use 'attacker: same'")
-
-    def for_shadow(self) -> "Setting":
-        """What the attacker's shadow gets: the setting itself (``same`` / ``aware``), the setting
-        without its release-time defense (``unaware``), or with ``attacker: uncalibrated`` the study
-        recipe without overrides, no calibration and no defense (the attacker ignores the defense)."""
-        if self.attacker == "unaware":
-            return dataclasses.replace(self, defense=Component("none"))
-        return self if self.attacker in ("same", "aware") else Setting(self.name)
-
-
-ATTACKERS = ("same", "uncalibrated", "aware", "unaware")
-
-
-def parse_settings(value: Any) -> list[Setting]:
-    """``{setting_name: {recipe: {...}, calibration: ...}, ...}`` in the order written."""
-    if not isinstance(value, dict) or not value:
-        raise ConfigError(f"'settings' must be a non-empty mapping of setting names, got {value!r}")
-    settings = []
-    for name, body in value.items():
-        where = f"settings.{name}"
-        if not isinstance(body, (dict, type(None))):
-            raise ConfigError(f"'{where}' must be a mapping (recipe, calibration, ...) or empty, got {body!r}; "
-                              f"e.g. settings: {{{name}: {{recipe: {{label_smoothing: 0.1}}}}}}")
-        body = dict(body or {})
-        if "name" in body:
-            raise ConfigError(f"'{where}.name' is not allowed: the mapping key is the setting's name")
-        settings.append(build(Setting, {"name": str(name), **body}, where))
-    return settings
-
-
-@dataclass
-class MetricsConfig:
-    bootstrap: int = 1000
-    confidence: float = 0.95
-    fpr_targets: list[float] = field(default_factory=lambda: [0.01, 0.001])
-    """TPR at each of these FPRs, with a bootstrap interval"""
-    priors: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
-    """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
-    ece_bins: int = 15
-
-    def __post_init__(self):
-        _check(self.bootstrap >= 1, f"metrics.bootstrap must be >= 1 (bootstrap resamples of each interval, "
-                                    f"e.g. 1000), got {self.bootstrap}")
-        _check(self.ece_bins >= 1, f"metrics.ece_bins must be >= 1 (equal-width confidence bins of the ECE, "
-                                   f"e.g. 15), got {self.ece_bins}")
-
-
-@dataclass
-class ReportConfig:
-    figures: bool = True
-    tensorboard: bool = True
-    fp_grid: int = 16
-    """most confident false positives shown per source in TensorBoard"""
-    roc_sources: list[str] | None = None
-    """non-member sources of the log-log ROC figures (null: test, or the first source)"""
-
-
-@dataclass
-class ReferenceConfig:
-    """Reference models for LiRA, RMIA and Shokri (see overconf/reference/manager.py)."""
-
-    num_models: int = 16
-    """K, even: every reference point is IN for exactly K / 2 models (LiRA: 16-256)"""
-    arch: str | None = None
-    """architecture of the reference models; null = the target's (with its params)"""
-    params: dict[str, Any] = field(default_factory=dict)
-    """architecture keyword arguments when ``arch`` is set"""
-    recipe: dict[str, Any] = field(default_factory=dict)
-    """overrides of the setting's recipe for the reference models"""
-    mode: str = "auto"
-    """auto (batched on CUDA without BatchNorm, else sequential) | batched | sequential"""
-    group_size: int = 32
-    """models trained (batched) or evaluated at once; a finished group is stored model by model"""
-    extra_points: int = 0
-    """reserve images added to the reference data (besides the target's evaluation and the
-    shadow's fit points), even"""
-    population: int = 1000
-    """RMIA: size of the seeded population sample z, drawn from the rest of the reserve"""
-
-    def __post_init__(self):
-        allowed = ("auto", "batched", "sequential")
-        _check(self.mode in allowed, f"reference.mode = '{self.mode}' is not allowed; use one of: {', '.join(allowed)}")
-        _check(self.num_models >= 2 and self.num_models % 2 == 0,
-               f"reference.num_models must be even and >= 2 (each point is IN for half the models), "
-               f"got {self.num_models}")
-        _check(self.group_size >= 1, "reference.group_size must be >= 1")
-        _check(self.extra_points >= 0 and self.extra_points % 2 == 0,
-               f"reference.extra_points must be even and >= 0 (equal-size halves), got {self.extra_points}")
-        _check(self.population >= 1, "reference.population must be >= 1")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .schema import Component, Recipe, Setting, StudyConfig
 
 CALIBRATION_SWEEPS = {"temperature": ("temperature", "T")}

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError, DataNotFoundError
-from ..registry import Registry
+from overconf.core.errors import DataError, DataNotFoundError
+from overconf.core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..registry import Registry
+from overconf.core.registry import Registry
 from .datasets import ImageDataset, load_dataset, resize_images
 from .splits import Splits
 
@@ -36,7 +36,7 @@ class SourceContext:
     download: bool = False
     device: torch.device | None = None
     cache: Any = None
-    """the study's :class:`overconf.cache.Cache` (sources that train something cache it there)"""
+    """the study's :class:`overconf.core.cache.Cache` (sources that train something cache it there)"""
     progress: bool = False
     gan: Any = None
     """the study's ``gan:`` section (:class:`overconf.config.GanConfig`: FID settings of the GAN
@@ -103,7 +103,7 @@ def without_members(label: str, data: SourceData, members: set[bytes], overlap: 
     if n == 0:
         return data
     if overlap != "remove":
-        from ..errors import ConfigError
+        from overconf.core.errors import ConfigError
 
         raise ConfigError(
             f"source '{label}': {n} of its {len(data)} images are training images of the target model "
@@ -193,7 +193,7 @@ def external(ctx: SourceContext, name: str, split: str = "test", exclude_classes
     ds = load_dataset(name, root if root is not None else ctx.data_root,
                       ctx.download if download is None else download)
     if split not in ("train", "test", "all"):
-        from ..errors import ConfigError
+        from overconf.core.errors import ConfigError
 
         raise ConfigError(f"source {name}: split '{split}' is not allowed; use train, test or all")
     xs = {"train": [ds.train_x], "test": [ds.test_x], "all": [ds.train_x, ds.test_x]}[split]
@@ -202,7 +202,7 @@ def external(ctx: SourceContext, name: str, split: str = "test", exclude_classes
     if exclude_classes:
         unknown = [c for c in exclude_classes if c not in ds.classes]
         if unknown:
-            from ..errors import ConfigError
+            from overconf.core.errors import ConfigError
 
             raise ConfigError(f"source {name}: unknown class '{unknown[0]}' in exclude_classes; "
                               f"classes: {', '.join(ds.classes)}")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import SplitSizes
-from ..errors import ConfigError
-from ..seeding import generator
+from overconf.core.errors import ConfigError
+from overconf.core.seeding import generator
 from .datasets import ImageDataset
 
 TRAIN_POOL = ("target_train", "shadow_train", "calibration")

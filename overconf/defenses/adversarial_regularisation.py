@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cache import tensor_digest
-from ..errors import ConfigError
+from overconf.core.cache import tensor_digest
+from overconf.core.errors import ConfigError
 from ..training.hooks import Batch, TrainingHooks
 from .base import DEFENSES, Defense, held_out_inputs
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ..registry import Registry
+from overconf.core.errors import ConfigError
+from overconf.core.registry import Registry
 
 DEFENSES: Registry = Registry("defense")
 

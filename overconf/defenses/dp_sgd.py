@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from ..training.hooks import Batch, TrainingHooks
 from .base import DEFENSES, Defense
 

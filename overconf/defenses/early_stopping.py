@@ -18,8 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..cache import tensor_digest
-from ..errors import ConfigError
+from overconf.core.cache import tensor_digest
+from overconf.core.errors import ConfigError
 from ..training.hooks import Batch, TrainingHooks
 from .base import DEFENSES, Defense, held_out_inputs
 

@@ -1,4 +1,4 @@
-"""Logit reweighting (seed 003, Khalil et al. 2025; /work/shared/reference/defenses.md).
+"""Logit reweighting (seed 003, Khalil et al. 2025, arXiv 2511.16792; code najeebjebreel/mia_analysis).
 
 c_k = mean training logit of class k (by true label); for a query with predicted class k,
 s = w cos(z, c_k) and the released logits are z' = s z + (1 - s) c_k (then softmax).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import DEFENSES, DefenseContext, ReleaseDefense
 
 

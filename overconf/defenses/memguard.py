@@ -1,4 +1,4 @@
-"""MemGuard (Jia et al., CCS 2019; code jinyuan-jia/MemGuard; /work/shared/reference/defenses.md).
+"""MemGuard (Jia et al., CCS 2019; code jinyuan-jia/MemGuard).
 
 The defender trains its own attack model g (an MLP on the descending-sorted probability vector;
 members = the model's training split, non-members = the held-out calibration split; h = g's
@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cache import tensor_digest
-from ..errors import ConfigError
-from ..seeding import derive_seed, isolated_rng
+from overconf.core.cache import tensor_digest
+from overconf.core.errors import ConfigError
+from overconf.core.seeding import derive_seed, isolated_rng
 from .base import DEFENSES, DefenseContext, ReleaseDefense, floor_log
 
 C2 = 10.0

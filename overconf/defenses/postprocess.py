@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import DEFENSES, FLOOR, ReleaseDefense, floor_log
 
 TIE = 1e-12

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import DEFENSES, Defense
 
 

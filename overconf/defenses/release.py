@@ -2,7 +2,7 @@
 around a fitted calibration is again a :class:`~overconf.calibrations.Calibration`
 (``log_probs(outputs) = defense.release(calibration.log_probs(outputs))``), so every released
 output of a model (its splits, the evaluation sets, the augmented queries of label-only signals
-that return :class:`~overconf.outputs.Outputs`) goes through calibration, then defense, before
+that return :class:`~overconf.signals.outputs.Outputs`) goes through calibration, then defense, before
 signals, attacks and the per-model metrics.
 
 Not covered by a release-time defense (they query the model itself, not its released vector):
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..calibrations import Calibration
-from ..outputs import Outputs
+from overconf.signals.outputs import Outputs
 from .base import DEFENSES, DefenseContext, ReleaseDefense
 
 

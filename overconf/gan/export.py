@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..cache import Cache, atomic_write_bytes
+from overconf.core.cache import Cache, atomic_write_bytes
 from ..data import load_dataset, make_splits
-from ..errors import ConfigError
-from ..seeding import generator
+from overconf.core.errors import ConfigError
+from overconf.core.seeding import generator
 from .sampling import resolve_classes, sample
 from .training import TrainedGenerator, study_generator
 

@@ -1,11 +1,11 @@
 """The generator of a study seed from the trained-artifact cache (trained once per content key).
 
-The runner hands :func:`seed_generator` bound to its :class:`~overconf.contexts.SeedContext` to
+The runner hands :func:`seed_generator` bound to its :class:`~overconf.signals.contexts.SeedContext` to
 the GAN sources (``SourceContext.generator_for``); the post-cell GAN hooks call it directly.
 """
 from __future__ import annotations
 
-from ..contexts import SeedContext
+from overconf.signals.contexts import SeedContext
 from .training import TrainedGenerator, study_generator
 
 

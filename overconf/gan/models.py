@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import Registry
+from overconf.core.registry import Registry
 
 GANS: Registry = Registry("gan")
 
@@ -22,7 +22,7 @@ def spatial_plan(image_size: int) -> tuple[int, int]:
     while s % 2 == 0 and s // 2 >= 4:
         n, s = n + 1, s // 2
     if n == 0:
-        from ..errors import ConfigError
+        from overconf.core.errors import ConfigError
 
         raise ConfigError(f"DCGAN needs an even image size >= 8, got {image_size}")
     return n, s

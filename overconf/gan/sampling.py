@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..device import autocast
-from ..errors import ConfigError
+from overconf.core.device import autocast
+from overconf.core.errors import ConfigError
 
 
 def latent(n: int, dim: int, *, generator: torch.Generator, psi: float | None = None,

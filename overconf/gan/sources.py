@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from ..cache import Cache
-from ..errors import ConfigError
+from overconf.core.cache import Cache
+from overconf.core.errors import ConfigError
 from ..data.sources import SOURCES, SourceContext, SourceData
-from ..fid import frechet_distance, study_fid_features
+from overconf.gan.fid import frechet_distance, study_fid_features
 from ..config.gan import GanConfig
 from .sampling import resolve_classes, sample
 

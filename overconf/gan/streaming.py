@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from ..attacks import Fitted, Signals
 from ..calibrations import Calibration
-from ..device import autocast, float32_head, memory_format
+from overconf.core.device import autocast, float32_head, memory_format
 from ..metrics.membership import clopper_pearson
-from ..outputs import Outputs
+from overconf.signals.outputs import Outputs
 from .sampling import class_labels, latent
 
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..cache import Cache, content_key, set_values, tensor_digest
-from ..device import autocast, memory_format, precision, to_cpu, to_device_images
-from ..errors import ConfigError, TrainingDivergedError
-from ..seeding import derive_seed, generator, isolated_rng
+from overconf.core.cache import Cache, content_key, set_values, tensor_digest
+from overconf.core.device import autocast, memory_format, precision, to_cpu, to_device_images
+from overconf.core.errors import ConfigError, TrainingDivergedError
+from overconf.core.seeding import derive_seed, generator, isolated_rng
 from ..config.gan import GanConfig, GanRecipe
 from .models import GANS, Discriminator, Generator
 from .sampling import class_labels, latent
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 GAN_VERSION = 1
 GAN_RECIPE_KEY_FIELDS = ("steps", "batch_size", "lr", "beta1", "beta2")
 """The GanRecipe fields of GAN_VERSION 1, always in a generator's key; a field added since enters
-only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
+only when set to a non-default value (:func:`~overconf.core.cache.set_values`)."""
 GRID = 64
 
 
@@ -55,7 +55,7 @@ class GanJob:
     name: str = "gan"
     """display name only (not part of the key)"""
     precision: str = "float32"
-    """of training (:func:`overconf.device.precision`); set by :func:`load_or_train_generator`
+    """of training (:func:`overconf.core.device.precision`); set by :func:`load_or_train_generator`
     from the device, keyed only when not float32"""
 
     @property

@@ -3,15 +3,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..device import float32_head
-from ..registry import Registry
+from overconf.core.device import float32_head
+from overconf.core.registry import Registry
 
 MODELS: Registry = Registry("architecture")
 
 
 class Classifier(nn.Module):
     """``forward(x) = head(dropout(features(x)))`` with ``head`` an ``nn.Linear``, computed in float32
-    outside autocast (:func:`overconf.device.float32_head`): logits are float32 under bf16 autocast."""
+    outside autocast (:func:`overconf.core.device.float32_head`): logits are float32 under bf16 autocast."""
 
     def __init__(self, feature_dim: int, num_classes: int, dropout: float = 0.0):
         super().__init__()

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from overconf.core.errors import ConfigError
 from .base import MODELS, Classifier
 
 WHITEN_KERNEL = 2

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from ..device import autocast
+from overconf.core.device import autocast
 
 
 @torch.inference_mode()

@@ -32,14 +32,14 @@ from typing import Any
 
 import torch
 
-from ..cache import Cache, content_key, set_values, tensor_digest
+from overconf.core.cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
 from ..config.presets import recipe_preset
-from ..contexts import SeedContext
-from ..errors import ConfigError
-from ..device import precision, to_cpu
+from overconf.signals.contexts import SeedContext
+from overconf.core.errors import ConfigError
+from overconf.core.device import precision, to_cpu
 from ..models import build_model
-from ..seeding import derive_seed, generator
+from overconf.core.seeding import derive_seed, generator
 from ..training.jobs import ClassifierJob, load_or_train
 from ..training.batched import GroupState, has_batchnorm, train_batched
 from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
@@ -81,7 +81,7 @@ class ReferenceSet:
     hooks: TrainingHooks | None = None
     """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
     precision: str = "float32"
-    """of training and scoring (:func:`overconf.device.precision` of the study's device): in the keys
+    """of training and scoring (:func:`overconf.core.device.precision` of the study's device): in the keys
     when not float32"""
 
     @property

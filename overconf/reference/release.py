@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from ..cache import content_key, tensor_digest
+from overconf.core.cache import content_key, tensor_digest
 from ..defenses import DEFENSES, DefenseContext, ReleaseDefense
-from ..seeding import derive_seed
+from overconf.core.seeding import derive_seed
 from .manager import ReferenceSet
 
 _FITTED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()

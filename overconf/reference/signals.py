@@ -18,10 +18,10 @@ it releases, ``Signals.log_probs`` (calibrated).
 """
 from __future__ import annotations
 
-from ..augment import QUERIES
-from ..cache import tensor_digest
-from ..outputs import cached_outputs
-from ..signals import SIGNALS, SignalContext
+from overconf.data.augment import QUERIES
+from overconf.core.cache import tensor_digest
+from overconf.signals.outputs import cached_outputs
+from overconf.signals.producers import SIGNALS, SignalContext
 from .manager import ReferenceSet, check_reference, reference_set
 from .release import defended_logits, defense_key
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from ..cache import atomic_write_text
+from overconf.core.cache import atomic_write_text
 from .summary import summary_markdown
 from .tables import load_rows, write_rows
 
@@ -11,7 +11,7 @@ log = logging.getLogger("overconf")
 
 
 def write_report(result) -> None:
-    """Write every artefact of ``result`` (a :class:`~overconf.study.StudyResult`) to its run dir.
+    """Write every artefact of ``result`` (a :class:`~overconf.runner.study.StudyResult`) to its run dir.
     Figures and TensorBoard records whose content was drawn before come from the cache
     (``report/artifacts.py``): a fully cached rerun draws nothing."""
     from .artifacts import report_cache

@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cache import Cache, atomic_write_bytes, content_key
+from overconf.core.cache import Cache, atomic_write_bytes, content_key
 
 ARTIFACTS_VERSION = 1
 

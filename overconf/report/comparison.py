@@ -22,7 +22,7 @@ import torch
 from scipy.stats import wasserstein_distance
 
 
-from ..errors import OverconfError
+from overconf.core.errors import OverconfError
 from .runs import ROW_KEYS, RunData, SettingInfo, check_complete, load_run, setting_infos  # noqa: F401
 from .tables import Table, ordered
 

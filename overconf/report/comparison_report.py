@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 
-from ..cache import atomic_write_text
+from overconf.core.cache import atomic_write_text
 from .comparison import Comparison, Entry, build_comparison
 from .runs import RunData
 from .tables import markdown_table

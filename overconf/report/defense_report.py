@@ -20,7 +20,7 @@ import io
 import math
 from pathlib import Path
 
-from ..cache import atomic_write_text
+from overconf.core.cache import atomic_write_text
 from .tables import Table, markdown_table, ordered
 
 EFFECT = 0.05

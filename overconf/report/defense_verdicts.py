@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from ..seeding import generator
+from overconf.core.seeding import generator
 from .defense_report import TEST, baseline_setting, setting_info
 from .tables import Table, ordered
 from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide

@@ -208,7 +208,7 @@ def pairs(d: dict) -> list:
 
 
 def study_figures(result, folder: Path, cache=None) -> list[Path]:
-    """The run's figures; each one is drawn only when ``cache`` (a :class:`~overconf.cache.Cache`)
+    """The run's figures; each one is drawn only when ``cache`` (a :class:`~overconf.core.cache.Cache`)
     holds no PNG of the same content drawn by the same code (``report/artifacts.py``)."""
     folder.mkdir(parents=True, exist_ok=True)
     table = Table(result.rows)

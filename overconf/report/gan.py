@@ -127,7 +127,7 @@ def gan_summary(rows: list[dict], cfg) -> list[str]:
 
 def _skipped(cfg) -> list[str]:
     from ..attacks import ATTACKS
-    from ..gan.hooks import unstreamable
+    from overconf.gan.cell_hooks import unstreamable
 
     return list(unstreamable([ATTACKS[c.name](**c.params) for c in cfg.attacks]))
 

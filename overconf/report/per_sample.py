@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import atomic_write_bytes
+from overconf.core.cache import atomic_write_bytes
 
 
 def cell_key(cell) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import StudyConfig, parse_config
-from ..errors import ConfigError, DataError, IncompleteRunError, OverconfError
-from ..yamlio import load_yaml
+from overconf.core.errors import ConfigError, DataError, IncompleteRunError, OverconfError
+from overconf.core.yamlio import load_yaml
 
 log = logging.getLogger("overconf")
 

@@ -9,15 +9,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from ..cache import atomic_write_text
+from overconf.core.cache import atomic_write_text
 
 COLUMNS = ["model", "seed", "setting", "attack", "source", "metric", "value"]
-"""the key and value columns; rows carry the setting's parameters after them (overconf.results)"""
+"""the key and value columns; rows carry the setting's parameters after them (overconf.config.row_columns)"""
 
 
 def write_rows(rows: list[dict], run_dir: Path) -> None:
     """results.csv (the columns of every row; empty where a row lacks one) and results.json."""
-    from ..results import column_order
+    from overconf.config.row_columns import column_order
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=column_order(rows), restval="")
@@ -30,7 +30,7 @@ def write_rows(rows: list[dict], run_dir: Path) -> None:
 def load_rows(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "results.json"
     if not path.is_file():
-        from ..errors import OverconfError
+        from overconf.core.errors import OverconfError
 
         raise OverconfError(f"'{run_dir}' holds no results.json: pass the folder of a finished 'overconf run'")
     return json.loads(path.read_text())

@@ -40,7 +40,7 @@ def run_name(cell) -> str:
 
 def write_tensorboard(result, folder: Path, cache=None) -> None:
     """One TensorBoard run per cell under ``folder``; the event records of a cell come from
-    ``cache`` (a :class:`~overconf.cache.Cache`) when a run with the same content wrote them."""
+    ``cache`` (a :class:`~overconf.core.cache.Cache`) when a run with the same content wrote them."""
     cfg = result.config
     for cell in result.cells:
         logdir = folder / run_name(cell)

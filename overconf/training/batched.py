@@ -30,8 +30,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from ..config import Recipe
-from ..device import autocast
-from ..seeding import derive_seed, isolated_rng
+from overconf.core.device import autocast
+from overconf.core.seeding import derive_seed, isolated_rng
 from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks
 from .step import check_diverged, check_finite, get_global_rng, make_optimizer, optimizer_step, set_global_rng
 

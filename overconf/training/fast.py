@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..augment import random_flip_translate
+from overconf.data.augment import random_flip_translate
 from ..config import Recipe
 
 
@@ -16,7 +16,7 @@ def augments(recipe: Recipe) -> bool:
 
 
 def augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
-    """The recipe's augmentation of one batch (:func:`overconf.augment.random_flip_translate`),
+    """The recipe's augmentation of one batch (:func:`overconf.data.augment.random_flip_translate`),
     drawn from the loop's seeded batch generator (saved with a resumable state)."""
     return random_flip_translate(x, recipe.flip, recipe.translate, generator) if augments(recipe) else x
 

@@ -51,7 +51,7 @@ class Batch:
 
 class TrainingHooks:
     """Plain training; subclass and override what a defense changes. Hooks must draw randomness
-    only from the generators they are given or seed themselves (:mod:`overconf.seeding`)."""
+    only from the generators they are given or seed themselves (:mod:`overconf.core.seeding`)."""
 
     def batches(self, n: int, batch_size: int, generator: torch.Generator,
                 device: torch.device) -> list[torch.Tensor]:

@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from ..cache import Cache, content_key, set_values, tensor_digest
+from overconf.core.cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
-from ..device import precision, to_cpu
+from overconf.core.device import precision, to_cpu
 from ..models import Classifier, build_model
-from ..seeding import isolated_rng
+from overconf.core.seeding import isolated_rng
 from .hooks import DEFAULT_HOOKS, TrainingHooks
 from .loop import TrainState, train_classifier
 from .step import check_finite
@@ -34,7 +34,7 @@ RECIPE_KEY_FIELDS = ("epochs", "optimizer", "lr", "momentum", "batch_size", "wei
                      "dropout")
 """The :class:`~overconf.config.Recipe` fields of TRAIN_VERSION 1: they always enter a model's key
 (as when the key held the whole recipe, so those keys are unchanged); a field added since enters
-only when set to a non-default value (:func:`~overconf.cache.set_values`)."""
+only when set to a non-default value (:func:`~overconf.core.cache.set_values`)."""
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ClassifierJob:
     """training hooks of a training-time defense (:mod:`overconf.training.hooks`); None: plain
     training. Keyed by ``hooks.describe()`` when set (a job without hooks keeps its key)."""
     precision: str = "float32"
-    """of the training's forward passes (:func:`overconf.device.precision`: ``bfloat16`` under CUDA
+    """of the training's forward passes (:func:`overconf.core.device.precision`: ``bfloat16`` under CUDA
     autocast); :func:`load_or_train` sets it from the device. Keyed only when not float32."""
 
     @property

@@ -18,8 +18,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Recipe
-from ..device import autocast, memory_format, to_device_images
-from ..seeding import derive_seed, isolated_rng
+from overconf.core.device import autocast, memory_format, to_device_images
+from overconf.core.seeding import derive_seed, isolated_rng
 from .fast import augment, set_lr, weight_average
 from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks
 from .step import check_diverged, get_global_rng, make_optimizer, optimizer_step, set_global_rng

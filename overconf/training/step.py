@@ -5,7 +5,7 @@ Loss: cross-entropy with label smoothing eps (Szegedy et al. 2016),
 (1 - eps) CE(z, y) + eps * mean_k(-log p_k). Step: zero the gradients, let the hooks form this
 step's gradient (:meth:`~overconf.training.hooks.TrainingHooks.gradient`; by default the gradient
 of the loss), apply the optimizer. Training stops with
-:class:`~overconf.errors.TrainingDivergedError` after the first epoch whose mean loss is non-finite
+:class:`~overconf.core.errors.TrainingDivergedError` after the first epoch whose mean loss is non-finite
 or above ``DIVERGED_LOSS * log K`` (the loss of a uniform guess is log K).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Recipe
-from ..errors import TrainingDivergedError
+from overconf.core.errors import TrainingDivergedError
 
 DIVERGED_LOSS = 100.0
 """An epoch's mean loss above DIVERGED_LOSS * log(K) (100 times a uniform guess over K classes)

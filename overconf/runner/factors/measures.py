@@ -1,0 +1,72 @@
+"""Factor measures: pure functions of cached outputs (Baluta et al., CCS 2022, seed 000;
+arXiv 2209.08615, code teobaluta/etio).
+
+Bias-variance decomposition of the cross-entropy over M models (Yang et al. 2020, as in the
+paper): p_bar(x) proportional to exp(mean_m log p_m(x)) (the normalised geometric mean),
+bias^2 = mean_x -log p_bar_y(x), variance = mean_x mean_m KL(p_bar(x) || p_m(x)). The identity
+mean_x mean_m -log p_m,y(x) = bias^2 + variance holds exactly: mean_m KL(p_bar || p_m) = -log Z(x)
+with Z = sum_k exp(mean_m log p_m,k), and -log p_bar_y = -mean_m log p_m,y + log Z. The train
+version averages, per point, over the models that trained on it (``mask``).
+"""
+from __future__ import annotations
+
+import torch
+
+from overconf.metrics.calibration import accuracy, expected_calibration_error, overconfidence_error
+
+
+def bias_variance(log_probs: torch.Tensor, labels: torch.Tensor,
+                  mask: torch.Tensor | None = None) -> tuple[float, float]:
+    """(bias^2, variance) of M models' log-probabilities [M, N, K] on labelled points [N];
+    ``mask`` [M, N] (bool): the models that count for each point (points no model counts for are
+    left out). The mean masked NLL equals bias^2 + variance (module docstring)."""
+    lp = log_probs.double().log_softmax(-1)
+    w = torch.ones(lp.shape[:2], dtype=torch.float64) if mask is None else mask.double()
+    cnt = w.sum(0)
+    keep = cnt > 0
+    lp, w, cnt, labels = lp[:, keep], w[:, keep], cnt[keep], labels[keep]
+    mean_lp = (w[..., None] * lp).sum(0) / cnt[:, None]  # [N, K]: mean_m log p_m
+    log_pbar = mean_lp.log_softmax(-1)
+    bias2 = -log_pbar.gather(1, labels[:, None]).squeeze(1).mean()
+    kl = (log_pbar.exp()[None] * (log_pbar[None] - lp)).sum(-1)  # [M, N]
+    variance = ((w * kl).sum(0) / cnt).mean()
+    return float(bias2), float(variance)
+
+
+def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy -log p_y (without label smoothing)."""
+    lp = log_probs.double().log_softmax(-1)
+    return float(-lp.gather(1, labels[:, None]).mean())
+
+
+def centroid_distance(train_probs: torch.Tensor, train_labels: torch.Tensor, test_probs: torch.Tensor,
+                      test_labels: torch.Tensor) -> float:
+    """Mean over classes of || mean_{train, y=k} p(x) - mean_{test, y=k} p(x) ||_2: the distance
+    between the mean output vectors on train and test, class by class (the paper's released code
+    returns ~1.0 through a bug; this is the quantity it describes)."""
+    out = []
+    for k in torch.unique(torch.cat([train_labels, test_labels])).tolist():
+        a, b = train_probs[train_labels == k], test_probs[test_labels == k]
+        if len(a) and len(b):
+            out.append(float((a.double().mean(0) - b.double().mean(0)).norm()))
+    return sum(out) / len(out)
+
+
+def generalisation(train_logits: torch.Tensor, train_labels: torch.Tensor, test_logits: torch.Tensor,
+                   test_labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
+    """Accuracy, loss and their gaps, centroid distance, ECE and overconfidence error (on test)."""
+    p_tr, p_te = train_logits.double().softmax(-1), test_logits.double().softmax(-1)
+    out = {"train_acc": accuracy(p_tr, train_labels), "test_acc": accuracy(p_te, test_labels),
+           "train_loss": nll(train_logits, train_labels), "test_loss": nll(test_logits, test_labels)}
+    out["acc_gap"] = out["train_acc"] - out["test_acc"]
+    out["loss_gap"] = out["test_loss"] - out["train_loss"]
+    out["centroid_distance"] = centroid_distance(p_tr, train_labels, p_te, test_labels)
+    out["ece"] = expected_calibration_error(p_te, test_labels, n_bins)
+    out["overconfidence"] = overconfidence_error(p_te, test_labels, n_bins)
+    out["mms_test"] = float(p_te.max(1).values.mean())
+    out["mms_train"] = float(p_tr.max(1).values.mean())
+    return out
+
+
+def mean_max_score(logits: torch.Tensor) -> float:
+    return float(logits.double().softmax(-1).max(1).values.mean())

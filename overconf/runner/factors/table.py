@@ -1,0 +1,104 @@
+"""The factor table: one row per (configuration, repeat) with the grid's knobs, the generalisation
+and overconfidence factors and the attack accuracies (Baluta et al. 2022; analyses.md).
+
+Each configuration's R models are trained (or loaded) once; their outputs on their own members,
+on every repeat's test block and on the sources are cached by content
+(:func:`overconf.signals.outputs.cached_outputs`); the measures are pure functions of those outputs, and
+a configuration's rows are cached too (``factor_rows``: keyed by the models' keys, the blocks and
+every option that enters them), so a rerun trains, scores and fits nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import torch
+
+from overconf.core.cache import Cache, content_key, tensor_digest
+from overconf.config.factors import FactorsConfig
+from overconf.data import ImageDataset, SourceData
+from overconf.defenses import DEFENSES
+from overconf.defenses.base import DefenseContext
+from overconf.core.seeding import derive_seed
+from overconf.runner.factors.attacks import ModelView, attack_row, make_attacks, released, signals
+from overconf.runner.factors.grid import Blocks, job_for, outputs, train_configuration
+from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score
+
+log = logging.getLogger(__name__)
+ROWS_VERSION = 1
+
+
+def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sources: dict[str, SourceData],
+                       conf: dict, cache: Cache, device: torch.device) -> list[dict]:
+    """The R rows of configuration ``conf`` (cached)."""
+    r_count = cfg.grid.repeats
+    jobs = [job_for(cfg, ds, blocks, conf, r) for r in range(r_count)]
+    key = content_key({"kind": "factor_rows", "version": ROWS_VERSION, "models": [j.key for j in jobs],
+                       "test": [tensor_digest(b) for b in blocks.test], "cal": tensor_digest(blocks.calibration),
+                       "sources": {k: tensor_digest(v.x) for k, v in sources.items()}, "conf": conf,
+                       "eval_size": cfg.data.eval_size, "attacks": dataclasses.asdict(cfg.attacks), "seed": cfg.seed})
+    found = cache.load("factor_rows", key)
+    if found is not None:
+        cache.hits += 1
+        return found
+    t0 = time.perf_counter()
+    trained = train_configuration(jobs, cache, device, progress=cfg.progress)
+    seconds = time.perf_counter() - t0
+    test_x = torch.cat([ds.normalize(ds.test_x[b]) for b in blocks.test])
+    test_y = torch.cat([ds.test_y[b] for b in blocks.test])
+    cal_x, cal_y = ds.normalize(ds.train_x[blocks.calibration]), ds.train_y[blocks.calibration]
+    own, on_test, on_cal, on_src = [], [], [], []
+    for job, t in zip(jobs, trained):
+        own.append(outputs(cache, t, job.inputs(), job.labels, device).logits)
+        on_test.append(outputs(cache, t, test_x, test_y, device).logits)
+        on_cal.append(outputs(cache, t, cal_x, cal_y, device).logits if cfg.attacks.memguard is not None else None)
+        on_src.append({k: outputs(cache, t, v.x, v.y, device).logits for k, v in sources.items()})
+    size = cfg.data.test_size
+    block = [slice(r * size, (r + 1) * size) for r in range(r_count)]
+    # bias-variance over the configuration's models: test version on every test block (all models),
+    # train version on every training set (per point, the one model that trained on it)
+    bias2, variance = bias_variance(torch.stack(on_test), test_y)
+    n = conf["train_size"]
+    all_train_y = torch.cat([j.labels for j in jobs])
+    train_lp = torch.stack([torch.cat([own[r] if q == r else torch.zeros_like(own[q]) for q in range(r_count)])
+                            for r in range(r_count)])
+    mask = torch.zeros(r_count, r_count * n, dtype=torch.bool)
+    for r in range(r_count):
+        mask[r, r * n:(r + 1) * n] = True
+    bias2_train, variance_train = bias_variance(train_lp, all_train_y, mask)
+    views = [ModelView(signals(own[r], jobs[r].labels), signals(on_test[r][block[r]], test_y[block[r]]),
+                       {k: signals(v, sources[k].y) for k, v in on_src[r].items()}) for r in range(r_count)]
+    if cfg.attacks.memguard is not None:
+        defended = []
+        for r in range(r_count):
+            d = DEFENSES["memguard"](**cfg.attacks.memguard).fit(DefenseContext(
+                views[r].members.log_probs, jobs[r].labels, on_cal[r].double().log_softmax(-1), cal_y,
+                derive_seed(cfg.seed, "factors", "memguard", conf["config"], r)))
+            defended.append(released(views[r], d.release, cfg.data.eval_size))
+    attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden)
+    num_params = sum(p.numel() for p in trained[0].model.parameters())
+    rows = []
+    for r in range(r_count):
+        row = {"config": conf["config"], "repeat": r, "width": conf["width"], "train_size": n,
+               "loss": conf["loss"], "loss_mse": float(conf["loss"] == "mse"),
+               "weight_decay": conf["weight_decay"], "label_smoothing": conf["label_smoothing"],
+               "num_params": num_params}
+        row |= generalisation(own[r], jobs[r].labels, on_test[r][block[r]], test_y[block[r]])
+        row |= {"bias2": bias2, "variance": variance, "bias2_train": bias2_train, "variance_train": variance_train}
+        for k, v in on_src[r].items():
+            row[f"mms_{k}"] = mean_max_score(v)
+        if on_src[r]:
+            row["mms_ood"] = sum(row[f"mms_{k}"] for k in on_src[r]) / len(on_src[r])
+        shadow_ids = [(r + 1 + i) % r_count for i in range(r_count - 1)]
+        tag = (conf["config"], r)
+        row |= attack_row(views[r], [views[s] for s in shadow_ids], cfg.data.eval_size, attacks, cfg.seed, tag)
+        if cfg.attacks.memguard is not None:
+            guarded = {k: v for k, v in attacks.items() if k in cfg.attacks.memguard_attacks}
+            row |= attack_row(defended[r], [defended[s] for s in shadow_ids], cfg.data.eval_size, guarded,
+                              cfg.seed, tag + ("memguard",), suffix="_memguard")
+        row["train_seconds"] = seconds / r_count
+        rows.append(row)
+    cache.save("factor_rows", key, rows)
+    log.info("configuration %d: %s", conf["config"], ", ".join(f"{k}={conf[k]}" for k in conf if k != "config"))
+    return rows
