@@ -163,7 +163,8 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     raw["data"]["eval_size"] = raw["data"]["fit_size"] = 100
     raw["sources"], raw["attacks"] = ["test", "gaussian"], ["max_score", "lira"]
     raw["reference"] = {"num_models": 4, "population": 50}
-    raw["analysis"] = {"causal_memorization": {"one_run_m": [40, 400], "bootstrap": 20, "folds": 3}}
+    raw["analysis"] = {"causal_memorization": {"one_run_m": [40, 400], "bootstrap": 20, "folds": 3,
+                                               "one_run_models": 2, "one_run_base": ["half", "rest"]}}
     raw["settings"] = {"baseline": {}, "t10": {"calibration": {"name": "temperature", "T": 10}}}
     run_dir = tmp_path / "run"
     calls, real = [], one_run.one_run_curve
@@ -172,7 +173,7 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
         Study(config_from_dict(raw), run_dir).run()
     finally:
         one_run.one_run_curve = real
-    assert len(calls) == 1  # both settings share the attacker's reference set: computed once
+    assert len(calls) == 2  # once per base; both settings share the attacker's reference set: computed once
     assert (run_dir / "analysis" / "analysis.md").exists()
     run = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"])
     assert run.cache_misses == 0  # reference, one-run and shadow outputs all from the cache
@@ -185,10 +186,21 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     multi = frame[frame.part == "multi_run"].set_index("metric")
     assert 0 <= multi.loc["causal_auc", "value"] <= 1
     assert multi.loc["causal_auc", "ci_low"] <= multi.loc["causal_auc", "value"] <= multi.loc["causal_auc", "ci_high"]
-    assert sorted(frame[frame.part == "one_run"].m.dropna().unique()) == [40, 400]
+    one = frame[(frame.part == "one_run") & (frame.base == "half")]
+    assert set(frame[frame.part == "one_run"].base) == {"half", "rest"}  # both protocols, side by side
+    assert sorted(one.m.dropna().unique()) == [40, 400]
+    assert sorted(one.replicate.dropna().unique()) == [0, 1]  # two one-run models per m
+    for m in (40, 400):  # the bias summary is the mean over the two models' one-run - multi-run
+        at = one[one.m == m].set_index(["replicate", "metric"]).value
+        mean = one[(one.m == m) & (one.metric == "bias_mean_auc")]
+        assert mean.value.iloc[0] == pytest.approx((at[(0, "bias_auc")] + at[(1, "bias_auc")]) / 2)
+        assert mean.ci_low.iloc[0] <= mean.value.iloc[0] <= mean.ci_high.iloc[0]
     zero = frame[frame.part == "zero_run"]
     assert set(zero.source) == {"test", "gaussian"}
-    z = zero.set_index(["source", "metric"]).value
+    # the loss score log p_y exists for labelled sources only (test), never for unlabelled noise
+    assert set(zero[zero.score == "loss"].source) == {"test"}
+    assert {"gformula_auc", "aipw_auc", "ipw_auc"} <= set(zero.metric)
+    z = zero[zero.score == "max_score"].set_index(["source", "metric"]).value
     assert z[("gaussian", "propensity_auc")] > 0.95  # noise vs clothing: no overlap, flagged
     # the naive zero-run AUC is the study's max_score AUROC (same ROC: monotone score, same sets)
     import pandas as pd
@@ -198,10 +210,13 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
     assert z[("test", "naive_auc")] == pytest.approx(float(auroc.iloc[0]), abs=1e-9)
     files = {p.name for p in (run_dir / "analysis" / "causal_memorization").iterdir()}
     tag = "salem_cnn_baseline_s0"
-    assert {f"{tag}_memorization.csv", f"{tag}_memorization.parquet", f"{tag}_one_run_bias.png",
+    assert {f"{tag}_memorization.csv", f"{tag}_memorization.parquet", f"{tag}_one_run_bias_half.png", f"{tag}_one_run_bias_rest.png",
             f"{tag}_zero_run.csv", f"{tag}_zero_run_auc.png"} <= files, files
     md = (run_dir / "analysis" / "analysis.md").read_text()
     assert "Causal memorization" in md and "Zero-run" in md and "no overlap" in md
+    assert "Checks with known truth" in md and "G-formula" in md
+    truth = frame[frame.part == "known_truth"]
+    assert {"multi_run", "zero_run", "dp_bound"} <= set(truth.source)
     assert z[("test", "naive_auc_minus_test")] == 0 and z[("gaussian", "naive_auc_minus_test")] == pytest.approx(
         z[("gaussian", "naive_auc")] - z[("test", "naive_auc")])
     with pytest.raises(ConfigError, match="one_run_m"):
@@ -212,7 +227,8 @@ def test_causal_memorization_analysis_on_a_tiny_study(tiny_raw, tmp_path):
 @pytest.mark.parametrize("params, match", [
     ({"one_run_m": [1]}, "one_run_m"), ({"one_run_base": "all"}, "one_run_base"),
     ({"covariates": "pixels"}, "covariates"), ({"folds": 1}, "folds"), ({"clip": 0.7}, "clip"),
-    ({"tpr_at": [0]}, "tpr_at"), ({"bootstrap": -1}, "bootstrap"), ({"nonsense": 1}, "nonsense")])
+    ({"tpr_at": [0]}, "tpr_at"), ({"bootstrap": -1}, "bootstrap"), ({"nonsense": 1}, "nonsense"),
+    ({"one_run_models": 0}, "one_run_models"), ({"known_truth": "yes"}, "known_truth"), ({"dp_delta": 1}, "dp_delta")])
 def test_bad_parameters_are_one_clear_error(params, match):
     from overconf.analysis import ANALYSES
     from overconf.core.errors import ConfigError
@@ -220,3 +236,33 @@ def test_bad_parameters_are_one_clear_error(params, match):
     analysis = ANALYSES["causal_memorization"]()
     with pytest.raises(ConfigError, match=match):
         analysis.check(analysis.params(params))
+
+
+def test_dp_bound_on_a_dp_sgd_setting_with_aware_reference_models(tiny_raw, tmp_path):
+    """The reference models of an aware attacker of a dp_sgd setting are DP-SGD models: the analysis
+    checks TPR_c <= e^eps FPR_c + delta on their multi-run curves, eps from opacus' accountant."""
+    import copy
+
+    import overconf
+    from overconf.defenses.dp_sgd import epsilon_reached, sample_rate, steps_per_epoch
+    from overconf.runner.study import Study
+    from overconf.runner.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["models"] = [{"arch": "salem_cnn", "params": {"width": 4, "hidden": 16}}]
+    raw["recipe"] = {"epochs": 2, "lr": 0.003, "batch_size": 64}
+    raw["sources"], raw["attacks"] = ["test"], ["lira"]
+    raw["reference"] = {"num_models": 4, "population": 50}
+    raw["settings"] = {"dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0}, "attacker": "aware"}}
+    raw["analysis"] = {"causal_memorization": {"one_run_m": [], "bootstrap": 0, "folds": 3, "known_truth": False}}
+    run_dir = tmp_path / "run"
+    Study(config_from_dict(raw), run_dir).run()
+    frame = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"]).frame
+    dp = frame[frame.part == "dp_bound"].set_index("metric").value
+    run = overconf.analyze(run_dir, only="causal_memorization", cache_dir=raw["cache_dir"])
+    n_points = len(run.results["causal_memorization"][(0, "salem_cnn", "dp")].tables["memorization"])
+    n = int(dp["dp_train_size"])
+    assert n == n_points // 2  # each reference model trains on half of the reference points
+    want = epsilon_reached(1.0, sample_rate(n, 64), 2 * steps_per_epoch(n, 64), 1e-5)
+    assert dp["dp_epsilon"] == pytest.approx(want) and dp["dp_delta"] == 1e-5
+    assert dp["dp_bound_violated"] == 0 and dp["dp_bound_conservative_violation"] <= dp["dp_bound_max_violation"]

@@ -41,6 +41,7 @@ def test_known_confounder_naive_is_biased_and_ipw_aipw_recover_the_effect():
     assert r["naive_auc"] > truth + 0.1  # confounding inflates the naive "leakage"
     assert r["ipw_auc"] == pytest.approx(truth, abs=0.035)
     assert r["aipw_auc"] == pytest.approx(truth, abs=0.03)
+    assert r["gformula_auc"] == pytest.approx(truth, abs=0.03)  # the outcome model (S(0) = X + noise) is right
     # ATE: S(1) - S(0) = beta for everyone, X ~ N(0, 1) pooled: AUC = Phi(beta / sqrt(4))
     assert r["ipw_ate_auc"] == pytest.approx(norm.cdf(0.5 / 2), abs=0.035)
     assert r["confounded_share"] > 0.4
@@ -50,7 +51,7 @@ def test_known_confounder_naive_is_biased_and_ipw_aipw_recover_the_effect():
 def test_no_confounding_all_estimators_agree():
     r = run(0.0, 0.5).estimates
     truth = norm.cdf(0.5 / np.sqrt(4))
-    for est in ("naive", "ipw", "aipw", "ipw_ate"):
+    for est in ("naive", "ipw", "gformula", "aipw", "ipw_ate"):
         assert r[f"{est}_auc"] == pytest.approx(truth, abs=0.025), est
         assert r[f"{est}_tpr_at_0.1"] == pytest.approx(r["naive_tpr_at_0.1"], abs=0.04), est
     assert abs(r["propensity_auc"] - 0.5) < 0.05
@@ -116,3 +117,41 @@ def test_one_hot_release_gives_finite_scores():
     lp = torch.log(torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3]], dtype=torch.float64))
     s = max_score_logit(lp)
     assert torch.isfinite(s).all() and s[0] == 1e6 and s[1] == pytest.approx(np.log(0.5 / 0.5))
+
+
+def test_gformula_is_the_outcome_model_average_over_members():
+    """G-formula FPR_att(t) = mean over members of mu0(X_i; t): checked by a direct loop over the
+    members with the same cross-fitted ridge fits and residuals (one fold structure, 2 folds)."""
+    from overconf.analysis.zero_run import _folds, cross_fit_outcome
+
+    x, t, s0, s1 = simulate(600, 1.0, 0.5, seed=3)
+    s = np.where(t, s1, s0)
+    xs = np.r_[x[t], x[~t]][:, None]
+    ss, tt = np.r_[s[t], s[~t]], np.r_[np.ones(t.sum(), int), np.zeros((~t).sum(), int)]
+    fold = _folds(tt, 2, 0)
+    m, residuals = cross_fit_outcome(xs, tt, ss, fold)
+    members = np.flatnonzero(tt == 1)
+    fpr_at = lambda thr: np.mean([np.mean(m[i] + residuals[fold[i]] >= thr) for i in members])
+    auc = 1 - np.mean([fpr_at(ss[i]) for i in members])
+    r = zero_run(s[t], s[~t], x[t, None], x[~t, None], folds=2, n_boot=0, seed=0).estimates
+    assert r["gformula_auc"] == pytest.approx(auc, abs=1e-9)
+
+
+def test_gformula_is_biased_by_a_wrong_outcome_model_where_aipw_is_not():
+    """S(0) depends on X non-linearly (the linear location-shift model is wrong), propensity right:
+    the G-formula misses, AIPW (doubly robust) stays near the truth."""
+    def sim(n, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=n)
+        t = rng.random(n) < 1 / (1 + np.exp(-1.5 * x))
+        s0 = 2 * x ** 2 + rng.normal(size=n)
+        return x, t, s0, s0 + 0.5
+
+    x, t, s0, s1 = sim(400_000, 99)
+    h = int(t.sum()) // 2
+    truth = weighted_auc(s1[t][:h], s0[t][h: 2 * h])
+    x, t, s0, s1 = sim(6000, 1)
+    s = np.where(t, s1, s0)
+    r = zero_run(s[t], s[~t], x[t, None], x[~t, None], n_boot=0).estimates
+    assert abs(r["gformula_auc"] - truth) > 0.05
+    assert abs(r["aipw_auc"] - truth) < abs(r["gformula_auc"] - truth)

@@ -1,8 +1,11 @@
-"""The ``causal_memorization`` analysis (seed 001, Even et al. 2026; issue 14 B): multi-run
+"""The ``causal_memorization`` analysis (seed 001, Even et al. 2026, arXiv 2602.02819): multi-run
 estimates from the attacker's reference models (keep matrix + scores), the one-run interference
-bias for several audit-set sizes m, and zero-run IPW / AIPW corrections per non-member source.
-Estimators: :mod:`.causal_memorization`, :mod:`.one_run`, :mod:`.zero_run` (standard causal
-inference forms; seed 001's text is not available, only its abstract).
+bias for several audit-set sizes m (several one-run models per m), zero-run IPW / G-formula /
+AIPW corrections per non-member source (max-score, and the loss for labelled sources), the DP
+bound on DP-SGD settings, and checks of every estimator on tasks with known truth.
+Estimators: :mod:`.causal_memorization`, :mod:`.one_run`, :mod:`.zero_run`, :mod:`.dp_bound`,
+:mod:`.causal_simulation`. Seed 001's full text is public but could not be read here: every form
+is a standard causal-inference estimator, named as such, not the paper's text.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from .base import ANALYSES, Analysis, AnalysisResult
 from .causal_memorization import multi_run
 from . import one_run as one
 from .zero_run import image_statistics, zero_run
+from . import causal_report as rep
+from .causal_simulation import dp_report, ridge_report
+from .dp_bound import check_multi_run
 
 COVARIATES = ("shadow_features", "image_statistics", "reference_features")
 
@@ -42,8 +48,8 @@ class CausalMemorization(Analysis):
     title = "Causal memorization (seed 001)"
     defaults: dict[str, Any] = {
         "threshold": 0.0, "tpr_at": [0.01, 0.1], "bootstrap": 200, "confidence": 0.95,
-        "one_run_m": "auto", "one_run_base": "rest", "covariates": "shadow_features", "folds": 5,
-        "clip": 0.01, "trim": 0.0, "sources": None}
+        "one_run_m": "auto", "one_run_base": "half", "one_run_models": 3, "covariates": "shadow_features",
+        "folds": 5, "clip": 0.01, "trim": 0.0, "sources": None, "dp_delta": 1e-5, "known_truth": True}
 
     def check(self, params: dict[str, Any]) -> None:
         where = "analysis.causal_memorization"
@@ -51,8 +57,18 @@ class CausalMemorization(Analysis):
         if m != "auto" and not (isinstance(m, list) and all(isinstance(v, int) and v >= 2 for v in m)):
             raise ConfigError(f"{where}.one_run_m must be 'auto' or a list of integers >= 2 (audit-set sizes; [] "
                               f"skips the one-run models), got {m!r}")
-        if params["one_run_base"] not in one.BASES:
-            raise ConfigError(f"{where}.one_run_base must be one of {', '.join(one.BASES)}, got {params['one_run_base']!r}")
+        bases = params["one_run_base"] if isinstance(params["one_run_base"], list) else [params["one_run_base"]]
+        if not bases or any(b not in one.BASES for b in bases):
+            raise ConfigError(f"{where}.one_run_base must be one of {', '.join(one.BASES)} or a list of them (both: "
+                              f"side by side), got {params['one_run_base']!r}")
+        if not (isinstance(params["one_run_models"], int) and params["one_run_models"] >= 1):
+            raise ConfigError(f"{where}.one_run_models must be an integer >= 1 (one-run models per audit-set size; "
+                              f">= 2 gives the bias an interval), got {params['one_run_models']!r}")
+        if not isinstance(params["known_truth"], bool):
+            raise ConfigError(f"{where}.known_truth must be true or false, got {params['known_truth']!r}")
+        if not (isinstance(params["dp_delta"], float) and 0 < params["dp_delta"] < 1):
+            raise ConfigError(f"{where}.dp_delta must be a number in (0, 1) (the delta of the DP bound), "
+                              f"got {params['dp_delta']!r}")
         if params["covariates"] not in COVARIATES:
             raise ConfigError(f"{where}.covariates must be one of {', '.join(COVARIATES)}, got {params['covariates']!r}")
         if not (isinstance(params["folds"], int) and params["folds"] >= 2):
@@ -81,21 +97,40 @@ class CausalMemorization(Analysis):
             for name in mr.points_low:
                 table[f"{name}_ci_low"], table[f"{name}_ci_high"] = mr.points_low[name], mr.points_high[name]
             res.tables["memorization"], res.per_sample = table, ("memorization",)
-            res.figures["memorization_hist"] = _hist(mr.points["auc"], mr.points["delta"])
-            md.append(_multi_md(mr, rs.num_models, len(rs.labels)))
-            if points:
-                rows = [r for p in points for r in p.rows(part="one_run", source="reference")]
-                res.rows += rows
-                res.tables["one_run"] = pd.DataFrame(rows)
-                res.figures["one_run_bias"] = one.bias_figure(points, "auc", f"{ctx.model} / {ctx.setting}: one-run bias")
-                md.append(_one_md(points, params["one_run_base"]))
+            res.figures["memorization_hist"] = rep.hist(mr.points["auc"], mr.points["delta"])
+            md.append(rep.multi_md(mr, rs.num_models, len(rs.labels)))
+            dp = self.dp_bound(ctx, rs, params)
+            if dp:
+                res.rows += [{"part": "dp_bound", "source": "reference", "metric": k, "value": v,
+                              "ci_low": float("nan"), "ci_high": float("nan")} for k, v in dp.items()]
+                md.append(rep.dp_md(dp))
+            tables = []
+            for base, pts in points.items():
+                rows = [r for p in pts for r in p.rows(part="one_run", source="reference", base=base)]
+                summary = [{"part": "one_run", "source": "reference", "base": base, **r} for r in one.bias_summary(pts)]
+                res.rows += rows + summary
+                tables += rows + summary
+                suffix = "" if len(points) == 1 else f"_{base}"
+                res.figures[f"one_run_bias{suffix}"] = one.bias_figure(
+                    pts, "auc", f"{ctx.model} / {ctx.setting}: one-run bias (base {base})")
+                md.append(rep.one_md(pts, summary, base))
+            if tables:
+                res.tables["one_run"] = pd.DataFrame(tables)
         zr = self.zero_run(ctx, params)
         res.rows += zr
         if zr:
             frame = pd.DataFrame(zr)
             res.tables["zero_run"] = frame
-            res.figures["zero_run_auc"] = _zero_figure(frame)
-            md.append(_zero_md(frame, params))
+            res.figures["zero_run_auc"] = rep.zero_figure(frame[frame.score == "max_score"])
+            md.append(rep.zero_md(frame, params))
+        if params["known_truth"]:
+            truth = self.known_truth(ctx.seed)
+            res.tables["known_truth"] = pd.DataFrame(truth)
+            res.rows += [{"part": "known_truth", "source": r["check"], "metric": r["metric"],
+                          "value": r.get("estimate", r.get("value")), "truth": r.get("truth", float("nan")),
+                          "ci_low": r.get("ci_low", float("nan")), "ci_high": r.get("ci_high", float("nan"))}
+                         for r in truth]
+            md.append(rep.truth_md(truth))
         res.markdown = "\n\n".join(md)
         return res
 
@@ -105,7 +140,8 @@ class CausalMemorization(Analysis):
         derived from the study seed and the reference set's key)."""
         memo = self.__dict__.setdefault("_memo", {})
         key = (ctx.seed, rs.key, repr(sorted((k, params[k]) for k in
-                                             ("threshold", "tpr_at", "bootstrap", "confidence", "one_run_m", "one_run_base"))))
+                                             ("threshold", "tpr_at", "bootstrap", "confidence", "one_run_m", "one_run_base",
+                                              "one_run_models"))))
         if key in memo:
             return memo[key]
         boot = params["bootstrap"]
@@ -120,11 +156,35 @@ class CausalMemorization(Analysis):
         if too_big:
             raise ConfigError(f"analysis.causal_memorization.one_run_m: {too_big} exceed the {len(rs.labels)} "
                               f"reference points; use sizes up to {len(rs.labels)}")
-        points = one.one_run_curve(rs, ctx.cache, ctx.device, ms, seed=derive_seed(ctx.seed, "one_run"),
-                                   base=params["one_run_base"], threshold=params["threshold"], n_boot=boot,
-                                   progress=ctx.context.progress) if ms else []
+        bases = params["one_run_base"] if isinstance(params["one_run_base"], list) else [params["one_run_base"]]
+        points = {base: one.one_run_curve(rs, ctx.cache, ctx.device, ms, seed=derive_seed(ctx.seed, "one_run"),
+                                          base=base, threshold=params["threshold"], n_boot=boot,
+                                          progress=ctx.context.progress, models=params["one_run_models"])
+                  for base in bases} if ms else {}
         memo[key] = (mr, points)
         return mr, points
+
+    def dp_bound(self, ctx, rs, params) -> dict[str, float]:
+        """The DP bound TPR_c <= e^eps FPR_c + delta at every threshold of the multi-run curves, when
+        the reference models are DP-SGD models (an aware attacker of a dp_sgd setting): eps from
+        opacus' accountant for their (noise multiplier, sampling rate, steps) at ``dp_delta``."""
+        sigma = getattr(rs.hooks, "noise_multiplier", None)
+        if sigma is None:
+            return {}
+        from ..defenses.dp_sgd import epsilon_reached, sample_rate, steps_per_epoch
+
+        scores, keep = one.reference_scores(rs, ctx.cache, ctx.device)
+        n = int(as_keep(keep).sum(1).max())  # training-set size of a reference model
+        b, epochs = rs.recipe.batch_size, rs.recipe.epochs
+        eps = epsilon_reached(sigma, sample_rate(n, b), epochs * steps_per_epoch(n, b), params["dp_delta"])
+        return check_multi_run(scores, keep, eps, params["dp_delta"], params["confidence"]) | {"dp_train_size": float(n)}
+
+    def known_truth(self, seed: int) -> list[dict]:
+        """:mod:`.causal_simulation`: the estimators on tasks whose truth is exact (cheap, numpy)."""
+        memo = self.__dict__.setdefault("_truth", {})
+        if seed not in memo:
+            memo[seed] = ridge_report(seed=seed) + dp_report(seed=seed)
+        return memo[seed]
 
     # ------------------------------------------------------------------ zero run
     def covariates(self, ctx, part: str, kind: str) -> np.ndarray:
@@ -147,111 +207,39 @@ class CausalMemorization(Analysis):
         if unknown:
             raise ConfigError(f"analysis.causal_memorization.sources: unknown source(s) {unknown}; the study has "
                               f"{', '.join(ctx.sources)}")
-        s_in = max_score_logit(ctx.log_probs("target", "members"))
+        lp_in, y_in = ctx.log_probs("target", "members"), ctx.inputs("target", "members")[1]
         x_in = self.covariates(ctx, "members", kind)
         rows = []
         for label in wanted:
             part = f"source:{label}"
-            s_out = max_score_logit(ctx.log_probs("target", part))
-            r = zero_run(s_in, s_out, x_in, self.covariates(ctx, part, kind), folds=params["folds"],
-                         clip=params["clip"], trim=params["trim"], tpr_at=tuple(params["tpr_at"]),
-                         n_boot=params["bootstrap"], seed=ctx.seed_of("zero_run", label),
-                         confidence=params["confidence"])
-            rows += r.rows(part="zero_run", source=label, covariates=kind)
-        naive = {r["source"]: r["value"] for r in rows if r["metric"] == "naive_auc"}
-        if "test" in naive:  # test images are a random split of the members' distribution: no confounding
-            rows += [{"part": "zero_run", "source": s, "covariates": kind, "metric": "naive_auc_minus_test",
-                      "value": v - naive["test"], "ci_low": float("nan"), "ci_high": float("nan")}
-                     for s, v in naive.items()]
+            lp_out, y_out = ctx.log_probs("target", part), ctx.inputs("target", part)[1]
+            x_out = self.covariates(ctx, part, kind)
+            for score, s_in, s_out in zero_run_scores(lp_in, y_in, lp_out, y_out):
+                r = zero_run(s_in, s_out, x_in, x_out, folds=params["folds"],
+                             clip=params["clip"], trim=params["trim"], tpr_at=tuple(params["tpr_at"]),
+                             n_boot=params["bootstrap"], seed=ctx.seed_of("zero_run", label),
+                             confidence=params["confidence"])
+                rows += r.rows(part="zero_run", source=label, covariates=kind, score=score)
+        for score in dict.fromkeys(r["score"] for r in rows):
+            naive = {r["source"]: r["value"] for r in rows if r["metric"] == "naive_auc" and r["score"] == score}
+            if "test" in naive:  # test images are a random split of the members' distribution: no confounding
+                rows += [{"part": "zero_run", "source": s, "covariates": kind, "score": score,
+                          "metric": "naive_auc_minus_test", "value": v - naive["test"], "ci_low": float("nan"),
+                          "ci_high": float("nan")} for s, v in naive.items()]
         return rows
 
 
-def _fmt(v, lo=None, hi=None) -> str:
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and np.isfinite(lo) else "")
+def as_keep(keep) -> np.ndarray:
+    """keep as a bool array [K, n]."""
+    return np.asarray(keep.numpy() if isinstance(keep, torch.Tensor) else keep, dtype=bool)
 
 
-def _multi_md(mr, k: int, n: int) -> str:
-    lines = [f"**Multi-run** ({k} reference models, {n} reference points, each IN for half of the models; score: "
-             f"scaled logit; threshold {mr.threshold:g}; 95% bootstrap over models, {mr.n_boot} resamples; standard "
-             "potential-outcome forms, not seed 001's text, of which only the abstract is available):", "",
-             "| estimand | value [CI] |", "|---|---|"]
-    lines += [f"| {m} | {_fmt(v, mr.low[m], mr.high[m])} |" for m, v in mr.estimates.items()]
-    return "\n".join(lines)
-
-
-def _one_md(points, base: str) -> str:
-    lines = [f"**One-run** (one model per audit-set size m, base = {base}) against multi-run on the same audit "
-             "points; bias = one-run - multi-run (figure `one_run_bias`):", "",
-             "| m | one-run AUC | multi-run AUC | bias | one-run delta | multi-run delta |", "|---|---|---|---|---|---|"]
-    for p in points:
-        lines.append(f"| {p.m} | {_fmt(p.one_run['auc'], p.low['auc'], p.high['auc'])} | "
-                     f"{_fmt(*p.multi['auc'])} | {p.one_run['auc'] - p.multi['auc'][0]:+.3f} | "
-                     f"{_fmt(p.one_run['delta'])} | {_fmt(p.multi['delta'][0])} |")
-    return "\n".join(lines)
-
-
-def _zero_md(frame, params) -> str:
-    v = frame.pivot_table(index="source", columns="metric", values="value", sort=False)
-    lo = frame.pivot_table(index="source", columns="metric", values="ci_low", sort=False)
-    hi = frame.pivot_table(index="source", columns="metric", values="ci_high", sort=False)
-    lines = [f"**Zero-run** (target members vs each source; max-score logit of the released outputs; propensity on "
-             f"{params['covariates']}, {params['folds']}-fold cross-fitted, clipped to [{params['clip']}, "
-             f"{1 - params['clip']}]; ATT = reweighted to the members' covariate distribution; standard IPW / AIPW "
-             "forms, not seed 001's text):", "",
-             "| source | naive AUC | IPW AUC (ATT) | AIPW AUC (ATT) | IPW AUC (ATE) | confounded share | propensity AUC | ESS "
-             "| naive - test |", "|---|---|---|---|---|---|---|---|---|"]
-    for s in v.index:
-        c = lambda m: _fmt(v.loc[s, m], lo.loc[s, m], hi.loc[s, m])  # noqa: E731
-        flag = " (no overlap)" if v.loc[s, "propensity_auc"] > 0.95 else ""
-        lines.append(f"| {s} | {c('naive_auc')} | {c('ipw_auc')} | {c('aipw_auc')} | {c('ipw_ate_auc')} | "
-                     f"{_fmt(v.loc[s, 'confounded_share'])} | {v.loc[s, 'propensity_auc']:.3f}{flag} | "
-                     f"{v.loc[s, 'ess_out']:.0f} | {_fmt(v.loc[s, 'naive_auc_minus_test']) if 'naive_auc_minus_test' in v else 'n/a'} |")
-    lines += ["", "Confounded share = (naive AUC - AIPW AUC) / (naive AUC - 0.5) (n/a within 0.05 of chance). A propensity AUC near 1 means "
-              "members and the source are separable on the covariates: no overlap, so the corrected numbers rest on "
-              "extrapolation and are not identified; only the naive ones are measured there. The `test` source is a "
-              "random split of the members' distribution (a randomised benchmark: no confounding), so naive - test "
-              "AUC is the design-based size of a source's confounding bias, which needs no overlap."]
-    return "\n".join(lines)
-
-
-def _hist(auc: np.ndarray, delta: np.ndarray):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-    axes[0].hist(auc[np.isfinite(auc)], bins=30)
-    axes[0].set_xlabel("per-point memorization m_i = P(S(1) > S(0))")
-    axes[1].hist(delta[np.isfinite(delta)], bins=30)
-    axes[1].set_xlabel("mean IN - mean OUT scaled logit")
-    for ax in axes:
-        ax.set_ylabel("points")
-    fig.tight_layout()
-    return fig
-
-
-def _zero_figure(frame):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ests = [("naive_auc", "naive"), ("ipw_auc", "IPW (ATT)"), ("aipw_auc", "AIPW (ATT)"), ("ipw_ate_auc", "IPW (ATE)")]
-    sources = list(dict.fromkeys(frame["source"]))
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(sources) + 2), 3.8))
-    width = 0.8 / len(ests)
-    for j, (metric, label) in enumerate(ests):
-        sub = frame[frame.metric == metric].set_index("source").reindex(sources)
-        err = np.abs(np.vstack([sub.ci_low, sub.ci_high]) - sub.value.to_numpy())
-        ax.bar(np.arange(len(sources)) + j * width, sub.value, width, label=label,
-               yerr=np.nan_to_num(err), capsize=2)
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    pa = frame[frame.metric == "propensity_auc"].set_index("source").value
-    ax.set_xticks(np.arange(len(sources)) + 0.4 - width / 2,
-                  [f"{s}\n(no overlap)" if pa.get(s, 0) > 0.95 else s for s in sources])
-    ax.set_ylabel("AUC members vs source")
-    ax.set_title("zero-run: naive vs confounding-corrected AUC")
-    ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.tight_layout()
-    return fig
+def zero_run_scores(lp_in, y_in, lp_out, y_out) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, member scores, source scores): the max-score logit for every source, and the loss
+    score log p_y (= -cross-entropy, the seed's loss-based attack) where the source is labelled
+    (every label >= 0: test, digits, transformed images; not noise or GAN samples)."""
+    out = [("max_score", max_score_logit(lp_in), max_score_logit(lp_out))]
+    if len(y_out) and bool((torch.as_tensor(y_out) >= 0).all()):
+        loss = lambda lp, y: finite(lp.gather(-1, torch.as_tensor(y).long()[:, None])[:, 0]).clamp(-1e6, 1e6)  # noqa: E731
+        out.append(("loss", loss(lp_in, y_in), loss(lp_out, y_out)))
+    return out

@@ -3,9 +3,11 @@ regime; the design is Steinke et al. 2023's randomised audit set, the estimator 
 standard causal inference, not seed 001's text).
 
 One model is trained with m audit points drawn from the reference data, each included with
-probability 1/2 (seeded draw); ``base = "rest"`` (default): every other reference point is
-always in; ``base = "half"``: a fixed seeded half of the other points is in (the reference
-models' expected training-set size at every m). From that single model the included audit points
+probability 1/2 (seeded draw); ``base = "half"`` (default): a fixed seeded half of the other
+points is in, so the one-run model's training set has the reference models' expected size at
+every m (the difference to multi-run is then interference, not data size); ``base = "rest"``:
+every other reference point is always in (a larger training set: the difference mixes a
+data-size effect into the bias). From that single model the included audit points
 give S(1), the excluded ones S(0):
 
     AUC_1run = Mann-Whitney of included vs excluded audit scores,
@@ -17,7 +19,10 @@ reference point is in for half of the models) estimates the same quantities with
 inclusion randomised independently. The difference, one-run - multi-run, is the interference
 bias: the score of a point depends on which other points are in (under no interference both
 designs estimate the same numbers; at m = all reference points with ``base = "rest"`` the one-run
-design is the multi-run design, so the bias there is sampling noise). One-run intervals:
+design is the multi-run design, so the bias there is sampling noise). ``models`` one-run models
+per m (independent audit draws, inclusions and training seeds; replicate 0 is the design of a
+single one-run model) give the bias an interval: mean over replicates with a Student-t interval
+(:func:`bias_summary`). Per-model intervals:
 percentile bootstrap over audit points (included and excluded resampled separately).
 """
 from __future__ import annotations
@@ -39,7 +44,7 @@ METRICS = ("auc", "tpr", "fpr", "delta")
 BASES = ("rest", "half")
 
 
-def design(n: int, m: int, seed: int, base: str = "rest") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def design(n: int, m: int, seed: int, base: str = "half") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(audit indices [m], included bool [m], training mask bool [n]) of the one-run model with m
     audit points among n reference points (seeded by ``seed`` and m)."""
     if not 2 <= m <= n:
@@ -109,9 +114,12 @@ class OneRunPoint:
     high: dict[str, float]
     multi: dict[str, tuple]
     model_key: str
+    replicate: int = 0
+    """which of the one-run models at this m (0: the single model of earlier versions)"""
 
     def rows(self, **extra) -> list[dict]:
         out = []
+        extra = {**extra, "replicate": self.replicate}
         for metric in METRICS:
             mv, ml, mh = self.multi[metric]
             out += [{**extra, "m": self.m, "metric": f"one_run_{metric}", "value": self.one_run[metric],
@@ -122,41 +130,81 @@ class OneRunPoint:
         return out
 
 
-def one_run_curve(rs, cache: Cache, device: torch.device, ms, *, seed: int, base: str = "rest",
-                  threshold: float = 0.0, n_boot: int = 200, progress: bool = False) -> list[OneRunPoint]:
-    """Train (or load) one model per m in ``ms`` on the reference set ``rs``'s data (its
-    architecture, recipe and training hooks) and compare its one-run estimates with the
-    multi-run ones on the same audit points."""
+def replicate_seed(seed: int, r: int) -> int:
+    """The design seed of one-run replicate r (replicate 0 keeps ``seed``: its model is the one a
+    single-model run trained, so its cache entry is reused)."""
+    return seed if r == 0 else derive_seed(seed, "one_run", "replicate", r)
+
+
+def one_run_curve(rs, cache: Cache, device: torch.device, ms, *, seed: int, base: str = "half",
+                  threshold: float = 0.0, n_boot: int = 200, progress: bool = False,
+                  models: int = 1) -> list[OneRunPoint]:
+    """Train (or load) ``models`` one-run models per m in ``ms`` on the reference set ``rs``'s data
+    (its architecture, recipe and training hooks) and compare each one's estimates with the
+    multi-run ones on its audit points."""
     scores, keep = reference_scores(rs, cache, device)
     n, x = len(rs.labels), rs.inputs()
     out = []
-    for m in ms:
-        audit, included, mask = design(n, int(m), seed, base)
-        job = ClassifierJob(rs.arch, rs.recipe, derive_seed(seed, "one_run", "model", int(m), base),
+    for m, r in ((m, r) for m in ms for r in range(models)):
+        seed_r = replicate_seed(seed, r)
+        audit, included, mask = design(n, int(m), seed_r, base)
+        job = ClassifierJob(rs.arch, rs.recipe, derive_seed(seed_r, "one_run", "model", int(m), base),
                             rs.images[torch.from_numpy(mask)], rs.labels[torch.from_numpy(mask)], rs.mean, rs.std,
                             rs.num_classes, params=rs.params, name=f"one-run model m={m}", hooks=rs.hooks)
         trained = load_or_train(job, cache, device, progress=progress)
         idx = torch.from_numpy(audit)
         o = cached_outputs(cache, trained.key, trained.model, x[idx], rs.labels[idx], device)
         s = scaled_logit(torch.log_softmax(o.logits.double(), -1), rs.labels[idx])
-        low, high = bootstrap(s, included, threshold, n_boot, derive_seed(seed, "one_run", "boot", int(m)))
-        multi = multi_run_on(scores, keep, audit, threshold, n_boot, derive_seed(seed, "multi_run", "boot", int(m)))
-        out.append(OneRunPoint(int(m), estimates(s, included, threshold), low, high, multi, trained.key))
+        low, high = bootstrap(s, included, threshold, n_boot, derive_seed(seed_r, "one_run", "boot", int(m)))
+        multi = multi_run_on(scores, keep, audit, threshold, n_boot, derive_seed(seed_r, "multi_run", "boot", int(m)))
+        out.append(OneRunPoint(int(m), estimates(s, included, threshold), low, high, multi, trained.key, r))
     return out
 
 
+def bias_summary(points: list[OneRunPoint], confidence: float = 0.95) -> list[dict]:
+    """Per m and metric: the interference bias (one-run - multi-run on the same audit points)
+    averaged over the one-run models, with a Student-t interval over them (nan with one model)."""
+    from scipy import stats
+
+    rows = []
+    for m in sorted({p.m for p in points}):
+        at = [p for p in points if p.m == m]
+        for metric in METRICS:
+            b = np.array([p.one_run[metric] - p.multi[metric][0] for p in at], dtype=float)
+            b = b[np.isfinite(b)]
+            mean = float(b.mean()) if len(b) else float("nan")
+            half = (float(stats.t.ppf(0.5 + confidence / 2, len(b) - 1) * b.std(ddof=1) / np.sqrt(len(b)))
+                    if len(b) > 1 else float("nan"))
+            rows.append({"m": m, "metric": f"bias_mean_{metric}", "value": mean, "ci_low": mean - half,
+                         "ci_high": mean + half, "models": len(b)})
+    return rows
+
+
 def bias_figure(points: list[OneRunPoint], metric: str = "auc", title: str = ""):
-    """One-run vs multi-run estimate (with intervals) against the audit-set size m."""
+    """One-run vs multi-run estimate against the audit-set size m: the one-run models' mean with a
+    Student-t interval over them (one model: its bootstrap interval), multi-run with its own."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy import stats
 
+    ms = sorted({p.m for p in points})
+    one, multi = [], []
+    for m in ms:
+        at = [p for p in points if p.m == m]
+        v = np.array([p.one_run[metric] for p in at], dtype=float)
+        if len(v) > 1:
+            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+            one.append([v.mean(), v.mean() - half, v.mean() + half])
+        else:
+            one.append([v[0], at[0].low[metric], at[0].high[metric]])
+        multi.append(np.nanmean([p.multi[metric] for p in at], axis=0))
+    one, multi = np.array(one), np.array(multi)
+    n_models = max(p.replicate for p in points) + 1
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ms = [p.m for p in points]
-    one = np.array([[p.one_run[metric], p.low[metric], p.high[metric]] for p in points])
-    multi = np.array([p.multi[metric] for p in points])
-    for vals, label, style in ((one, "one-run (1 model)", "o-"), (multi, "multi-run (K models)", "s--")):
-        ax.errorbar(ms, vals[:, 0], yerr=np.abs(vals[:, 1:].T - vals[:, 0]), fmt=style, capsize=3, label=label)
+    for vals, label, style in ((one, f"one-run (mean of {n_models} model(s))", "o-"), (multi, "multi-run (K models)", "s--")):
+        ax.errorbar(ms, vals[:, 0], yerr=np.nan_to_num(np.abs(vals[:, 1:].T - vals[:, 0])), fmt=style, capsize=3,
+                    label=label)
     ax.set_xscale("log")
     ax.set_xlabel("audit-set size m (randomised points in the one run)")
     ax.set_ylabel(f"causal {metric.upper() if metric != 'delta' else 'mean score difference'}")

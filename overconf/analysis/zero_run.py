@@ -1,6 +1,7 @@
 """Causal memorization, zero-run estimators (seed 001's "zero-run" regime: membership given, not
 randomised). The estimator forms are standard causal inference (inverse probability weighting,
-augmented IPW, cross-fitting), not taken from seed 001, whose text is not available here.
+the G-formula / outcome regression, augmented IPW, cross-fitting), named as such: seed 001's full
+text is public but could not be read here, so they are not taken from it.
 
 Members (T = 1: the target's training points) and non-members (T = 0: one non-member source)
 differ in distribution, so the naive AUC mixes the effect of training on a point with how
@@ -20,6 +21,10 @@ each point's e from the folds it is not in) reweights the non-members:
   regression of S on X among non-members with its empirical (cross-fitted) residuals (a
   location-shift model); AUC_att(AIPW) = 1 - mean_{T=1} FPR_att(S_i) (ties counted 1/2). DR
   estimates are not clipped to [0, 1].
+  G-formula (outcome regression, Robins 1986) FPR_att(t) = mean_{T=1} mu0(X_i; t): the outcome
+  model alone, no weights (consistent when mu0 is right; AIPW adds the weighted residual term
+  that also makes it consistent when only the propensity is right);
+  AUC_att(G) = 1 - mean_{T=1} FPR_att(S_i).
 * ATE (the reference protocol's form, analyses.md; population = members and non-members pooled):
   members weighted 1 / e, non-members 1 / (1 - e) (IPW only).
 
@@ -40,7 +45,7 @@ import torch
 
 from .weighted import as_np, below_mass, kish_ess, percentile_interval, weighted_auc
 
-ESTIMATORS = ("naive", "ipw", "aipw", "ipw_ate")
+ESTIMATORS = ("naive", "ipw", "gformula", "aipw", "ipw_ate")
 
 
 def image_statistics(x) -> np.ndarray:
@@ -210,8 +215,11 @@ def zero_run(s_in, s_out, x_in, x_out, *, folds: int = 5, clip: float = 0.01, tr
         fpr_mid = (dr + _above(s[outs], wo, thr_roc, True)) / n1
         fpr_ge = (dr + _above(s[outs], wo, thr_roc, False)) / n1
         est["aipw_auc"] = float(1 - (ci[order_in] * fpr_mid[:-1]).sum() / n1)
+        fpr_g = mu_in[r] / n1
+        est["gformula_auc"] = float(1 - (ci[order_in] * fpr_g[:-1]).sum() / n1)
         for a in tpr_at:
             est[f"aipw_tpr_at_{a:g}"] = _tpr_at(s[ins], ci, thr_roc, fpr_ge, a)
+            est[f"gformula_tpr_at_{a:g}"] = _tpr_at(s[ins], ci, thr_roc, fpr_g, a)
         reps.append(est)
     first = reps[0]
     order = [f"{est}_{q}" for q in ["auc", *(f"tpr_at_{a:g}" for a in tpr_at)] for est in ESTIMATORS]
