@@ -4,7 +4,7 @@ Data flows one way: config -> data splits and sources -> trained models (cached)
 outputs per (model, source) (cached) -> attacks and metrics (pure functions of tensors)
 -> results table, figures, TensorBoard.
 
-Public API (README "Python API"; each name loads on first use, so ``import overconf`` stays free
+Public API (docs/api/index.md; each name loads on first use, so ``import overconf`` stays free
 of torch):
 
 - ``overconf.run(config_or_path, **overrides)`` / ``overconf.Study`` -> ``StudyResult``

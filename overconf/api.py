@@ -8,7 +8,7 @@
 Overrides follow the schema of ``--set`` (overconf.config): ``recipe__lr=0.01`` (``__`` for a
 dot) or a dict of dotted keys ``{"recipe.lr": 0.01}``; values are Python values (lists, dicts).
 The executor is an override too: ``overconf.run(cfg, executor="ray", ray__address="auto")`` (the
-CLI's ``--executor ray --ray-address auto``; README: Running on a Ray cluster).
+CLI's ``--executor ray --ray-address auto``; docs/guide/ray.md).
 
 Bring your own model and data (:func:`overconf.byo.evaluate`, also ``overconf.evaluate``): a trained ``nn.Module`` plus tensors gives the
 same rows as a study for the single-model attacks (fitted on a shadow model's members vs

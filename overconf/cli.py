@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --out: delete the run already in that folder (results, figures, tensorboard/) first")
     r.add_argument("--executor", choices=("local", "ray"),
                    help="where trainings and outputs run: local (default) or ray, as tasks on a Ray runtime "
-                        "(needs pip install 'overconf[ray]'; README: Running on a Ray cluster)")
+                        "(needs pip install 'overconf[ray]'; docs/guide/ray.md)")
     r.add_argument("--ray-address", metavar="ADDR",
                    help="with --executor ray: the cluster to connect to (e.g. ray://head:10001 or auto; "
                         "default: start a local Ray runtime)")

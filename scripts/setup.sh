@@ -9,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import overconf, torch, laplace, opacus, pytorch_fid, pytest" 2>/dev/null \
+if ! "$VENV/bin/python" -c "import overconf, torch, laplace, opacus, pytorch_fid, pytest, mkdocs, material, mkdocstrings" 2>/dev/null \
    || [ setup.cfg -nt "$VENV/.overconf-installed" ]; then
   echo "== installing overconf and its dependencies (torch==2.14.1, torchvision==0.29.1, ...)"
   if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e ".[dev]" >"$VENV/pip-install.log" 2>&1; then

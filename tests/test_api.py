@@ -264,7 +264,7 @@ def test_functional_metrics_match_independent_references():
 
 
 def test_example_script_runs(tmp_path):
-    """experiments/api_example.py (the README's notebook-style example) runs end to end."""
+    """experiments/api_example.py (the notebook-style example of docs/api/index.md) runs end to end."""
     import os
 
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",

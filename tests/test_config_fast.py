@@ -91,8 +91,11 @@ def test_fast_name_errors_match_the_registry_errors(tiny_raw, family, where, nam
     assert f"unknown {family} " in str(fast.value) and "allowed:" in str(fast.value)
 
 
-def _readme_yaml_blocks() -> list[str]:
-    return re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+def _doc_yaml_blocks(root: Path = ROOT) -> list[tuple[str, str]]:
+    """(file, block) for every ```yaml block of README.md and of every page under docs/."""
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    return [(p.relative_to(root).as_posix(), block) for p in pages
+            for block in re.findall(r"```yaml\n(.*?)```", p.read_text(), re.S)]
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -102,22 +105,43 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def test_every_readme_yaml_snippet_validates():
+def _check_doc_snippets(root: Path = ROOT) -> int:
     """A full study validates as it stands; a fragment (gan:, reference:, sweeps:, ...) is merged into
-    the default study and validated with it."""
-    blocks = _readme_yaml_blocks()
-    assert len(blocks) >= 4
+    the default study and validated with it. Returns the number of blocks checked."""
+    blocks = _doc_yaml_blocks(root)
     base = load_yaml((ROOT / "experiments" / "fashion_mnist.yaml").read_text(), "fashion_mnist.yaml")
-    for block in blocks:
-        snippet = load_yaml(block, "README snippet")
-        assert isinstance(snippet, dict), block
+    for where, block in blocks:
+        snippet = load_yaml(block, f"yaml snippet of {where}")
+        assert isinstance(snippet, dict), (where, block)
         raw = snippet if {"sources", "attacks"} <= set(snippet) else _merge(base, snippet)
-        config_from_dict(raw)
+        try:
+            config_from_dict(raw)
+        except ConfigError as e:
+            raise AssertionError(f"a ```yaml block of {where} is not a valid study config ({e}); fix it, "
+                                 f"or mark it ```text if it is not a config:\n{block}") from None
+    return len(blocks)
 
 
-def test_readme_table_snippets_are_numbers():
-    """The calibration table's `recipe: {weight_decay: 3e-4}` and LLLA `prior_range: [1e-4, 1e4]`."""
-    text = (ROOT / "README.md").read_text()
+def test_every_docs_yaml_snippet_validates():
+    """Every ```yaml block of README.md and docs/**/*.md."""
+    assert any(f.startswith("docs/") for f, _ in _doc_yaml_blocks())
+    assert _check_doc_snippets() >= 4
+
+
+def test_a_broken_docs_yaml_snippet_is_caught(tmp_path):
+    """A docs page (in a subfolder too) with an invalid config block fails the check, named."""
+    (tmp_path / "docs" / "studies").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("```yaml\nrecipe: {epochs: 1}\n```\n")
+    (tmp_path / "docs" / "studies" / "page.md").write_text("text\n```yaml\nrecipe: {epoch: 1}\n```\n")
+    with pytest.raises(AssertionError, match=r"docs/studies/page.md .*epoch"):
+        _check_doc_snippets(tmp_path)
+    (tmp_path / "docs" / "studies" / "page.md").write_text("```text\nrecipe: {epoch: 1}\n```\n")
+    assert _check_doc_snippets(tmp_path) == 1
+
+
+def test_calibration_table_snippets_are_numbers():
+    """The calibration page's table: `recipe: {weight_decay: 3e-4}` and LLLA `prior_range: [1e-4, 1e4]`."""
+    text = (ROOT / "docs" / "studies" / "calibration.md").read_text()
     assert "`recipe: {weight_decay: 3e-4}`" in text and "prior_range: [1e-4, 1e4]" in text
     cfg = load_config(ROOT / "experiments" / "fashion_mnist.yaml", [
         "settings={base: {}, l2: {recipe: {weight_decay: 3e-4}}, "

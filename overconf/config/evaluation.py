@@ -11,12 +11,15 @@ from .convert import check as _check
 @dataclass
 class MetricsConfig:
     bootstrap: int = 1000
+    """resamples of each bootstrap interval (TPR at a target FPR)"""
     confidence: float = 0.95
+    """level of every interval (Clopper-Pearson for TPR and FPR, bootstrap, verdicts)"""
     fpr_targets: list[float] = field(default_factory=lambda: [0.01, 0.001])
     """TPR at each of these FPRs, with a bootstrap interval"""
     priors: list[float] = field(default_factory=lambda: [0.01, 0.1, 0.5])
     """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
     ece_bins: int = 15
+    """equal-width confidence bins of the ECE and the overconfidence error"""
 
     def __post_init__(self):
         _check(self.bootstrap >= 1, f"metrics.bootstrap must be >= 1 (bootstrap resamples of each interval, "
@@ -28,7 +31,9 @@ class MetricsConfig:
 @dataclass
 class ReportConfig:
     figures: bool = True
+    """draw the PNG figures (``figures/``)"""
     tensorboard: bool = True
+    """write TensorBoard runs (``tensorboard/``)"""
     fp_grid: int = 16
     """most confident false positives shown per source in TensorBoard"""
     roc_sources: list[str] | None = None

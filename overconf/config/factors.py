@@ -29,8 +29,11 @@ ATTACK_NAMES = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", 
 @dataclass
 class FactorData:
     dataset: str = "fashion_mnist"
+    """a registered dataset (as the study config's ``data.dataset``)"""
     root: str | None = None
+    """torchvision root (null: Fashion-MNIST from the Debian package)"""
     download: bool = False
+    """let torchvision download missing files into ``root``"""
     test_size: int = 1000
     """non-members per repeat (disjoint test-pool blocks): the repeat's test set"""
     eval_size: int = 500
@@ -44,15 +47,21 @@ class FactorData:
 @dataclass
 class FactorGrid:
     arch: str = "salem_cnn"
+    """architecture of every configuration"""
     width_param: str = "width"
     """the architecture parameter the widths set"""
     widths: list[int] = field(default_factory=lambda: [8, 16, 32])
+    """values of ``width_param``"""
     params: dict[str, Any] = field(default_factory=dict)
     """fixed architecture parameters"""
     train_sizes: list[int] = field(default_factory=lambda: [500, 1500])
+    """training-set sizes (images per model)"""
     losses: list[str] = field(default_factory=lambda: list(LOSSES))
+    """cross_entropy | mse (the recipe's ``loss``)"""
     weight_decays: list[float] = field(default_factory=lambda: [0.0, 5e-4])
+    """values of the recipe's ``weight_decay``"""
     label_smoothings: list[float] = field(default_factory=lambda: [0.0, 0.1])
+    """values of the recipe's ``label_smoothing``"""
     configurations: int | None = None
     """a seeded subset of this many configurations of the Cartesian product (None: all)"""
     repeats: int = 3
@@ -71,7 +80,9 @@ class FactorAttacks:
     mlp_epochs: int = 50
     """epochs of the ML-Leaks attack MLPs (top-3 / top-10, with and without the label)"""
     shokri_epochs: int = 30
+    """epochs of Shokri et al.'s per-class attack MLPs"""
     shokri_hidden: int = 64
+    """hidden units of those MLPs"""
     memguard: dict[str, Any] | None = None
     """MemGuard's parameters (``{budget: 0.5, steps: 100, epochs: 300}``), or None: no defended
     versions. The attacker is aware: the shadows are released through MemGuard too."""
@@ -94,12 +105,14 @@ class CausalAnalysis:
     black_list: list[list[str]] = field(default_factory=list)
     """edges no learned graph holds, besides those into exogenous nodes and out of the attack"""
     bootstrap: int = 20
+    """resamples of the factor table's rows; an edge's strength is the fraction of their graphs holding it"""
     edge_threshold: float = 0.5
     """an edge enters the averaged graph when at least this fraction of bootstrap graphs hold it"""
     outcomes: list[str] | None = None
     """factor-table columns analysed as outcomes (None: every attack_* column and fpr_ood, with
     their MemGuard versions)"""
     refute_simulations: int = 20
+    """simulations of each DoWhy refuter"""
     folds: int = 5
     """predictive power: held-out configurations (K-fold by configuration)"""
 
@@ -107,21 +120,34 @@ class CausalAnalysis:
 @dataclass
 class FactorsConfig:
     study: str = STUDY_KIND
+    """``causal_factors``: selects this schema (a YAML without ``study`` is a seeds x models x settings study)"""
     name: str = "causal_factors"
+    """names the run folder ``<output_dir>/<name>-<timestamp>``"""
     seed: int = 0
+    """the one seed of the splits, data blocks, models and the configuration subset"""
     device: str = "auto"
+    """auto | cpu | cuda[:N]"""
     data: FactorData = field(default_factory=FactorData)
+    """dataset, test blocks and evaluation sizes"""
     grid: FactorGrid = field(default_factory=FactorGrid)
+    """the factor grid: its configurations and repeats"""
     recipe: Recipe = field(default_factory=lambda: Recipe(epochs=15))
+    """how every model trains (the grid's losses, weight decays and label smoothings override it)"""
     sources: list[Component] = field(default_factory=lambda: [Component(n) for n in
                                                               ("digits", "permuted", "gaussian", "uniform")])
     """non-member sources: mean max score and max-score-threshold FPR on each"""
     attacks: FactorAttacks = field(default_factory=FactorAttacks)
+    """attack MLPs and MemGuard"""
     analysis: CausalAnalysis = field(default_factory=CausalAnalysis)
+    """structure learning, effects, refuters and predictive power"""
     figures: bool = True
+    """draw the graph and predictive-power figures"""
     cache_dir: str = "checkpoints"
+    """content-keyed cache (shared with studies)"""
     output_dir: str = "runs"
+    """folder of the run folders"""
     progress: bool = True
+    """progress bars"""
 
     def configurations(self) -> list[dict[str, Any]]:
         """The grid's configurations (all, or the seeded subset), each with its id ``config``."""

@@ -36,9 +36,11 @@ class FidConfig:
     """FID of fakes vs held-out real images (target-test split), by pytorch-fid's Frechet distance."""
 
     enabled: bool = True
+    """compute each fake source's FID (rows ``fid``, ``fid_real``)"""
     classifier: str = "salem_cnn"
     """architecture of the feature classifier (penultimate-layer features), trained on the reserve"""
     epochs: int = 5
+    """training epochs of the feature classifier"""
     train_images: int | None = 10000
     """reserve images the feature classifier trains on (null: the whole reserve)"""
     inception_weights: str | None = None
@@ -69,10 +71,13 @@ class StreamConfig:
     (0 = off); FPR with a Clopper-Pearson interval and flagged count as the sample count grows."""
 
     samples: int = 0
+    """fresh fakes streamed per cell (0: off)"""
     batch_size: int = 1024
+    """fakes generated and scored at once"""
     conditional: bool = False
     """stream the class-conditional generator's fakes (classes cycled) instead of the unconditional one"""
     psi: float | None = None
+    """truncation: z ~ N(0, 1) truncated to [-psi, psi]; null: none"""
 
     def __post_init__(self):
         _check(self.samples >= 0, "gan.stream.samples must be >= 0 (0 turns streaming off)")
@@ -85,14 +90,19 @@ class SearchConfig:
     """Latent search: optimise z so the target is as confident as possible on G(z) (0 = off)."""
 
     samples: int = 0
+    """latents optimised per cell (0: off)"""
     steps: int = 50
+    """Adam steps on z"""
     lr: float = 0.05
+    """Adam's learning rate on z"""
     objective: str = "max_score"
     """max_score: maximise max_k log p_k; entropy: minimise H(p) (the target's own softmax)"""
     conditional: bool = False
+    """search the class-conditional generator's latents (classes cycled)"""
     psi: float | None = None
     """truncation: z is drawn from, and projected back onto, [-psi, psi]^d"""
     batch_size: int = 512
+    """latents optimised at once"""
 
     def __post_init__(self):
         _check(self.samples >= 0, "gan.search.samples must be >= 0 (0 turns the search off)")
@@ -109,20 +119,29 @@ class GanConfig:
     """The generator every GAN feature of a seed uses; CPU-friendly defaults (Fashion-MNIST)."""
 
     arch: str = "dcgan"
+    """generator architecture (a registered GAN: dcgan)"""
     params: dict[str, Any] = field(default_factory=dict)
     """architecture keyword arguments (dcgan: width, latent_dim)"""
     train_images: int | None = 10000
     """reserve images the GAN trains on (null: the whole reserve)"""
     steps: int = 1500
+    """training steps (one discriminator and one generator update each)"""
     batch_size: int = 64
+    """real and fake images per step"""
     lr: float = 2e-4
+    """Adam's learning rate (generator and discriminator)"""
     beta1: float = 0.5
+    """Adam's beta1"""
     beta2: float = 0.999
+    """Adam's beta2"""
     log_every: int = 100
     """steps between loss readouts, TensorBoard scalars and sample grids"""
     fid: FidConfig = field(default_factory=FidConfig)
+    """FID of the fakes against held-out real images"""
     stream: StreamConfig = field(default_factory=StreamConfig)
+    """streaming evaluation of fresh fakes (off by default)"""
     search: SearchConfig = field(default_factory=SearchConfig)
+    """latent search for fakes the target is most confident on (off by default)"""
 
     def __post_init__(self):
         _check(self.steps >= 0, "gan.steps must be >= 0")

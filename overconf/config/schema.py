@@ -25,13 +25,21 @@ class Recipe(FastRecipeKeys):
     """How a classifier is trained; target and shadow of a setting share it (+ the fast-recipe keys)."""
 
     epochs: int = 20
+    """passes over the training split"""
     optimizer: str = "adam"
+    """adam | sgd"""
     lr: float = 1e-3
+    """learning rate"""
     momentum: float = 0.9
+    """SGD's momentum (with ``optimizer: sgd``)"""
     batch_size: int = 64
+    """training images per step"""
     weight_decay: float = 0.0
+    """L2 weight decay of the optimizer"""
     label_smoothing: float = 0.0
+    """eps: trains with (1 - eps) CE + eps mean_k(-log p_k)"""
     dropout: float = 0.0
+    """dropout probability of the architecture (before its head)"""
     loss: str = "cross_entropy"
     """cross_entropy | mse (squared error of softmax(z) against the (smoothed) one-hot label)"""
 
@@ -70,17 +78,26 @@ class SplitSizes:
     (GAN training, feature extractors, population samples), never an evaluation member."""
 
     target_train: int = 5000
+    """the target model's training members (train pool)"""
     shadow_train: int = 5000
+    """the attacker's shadow model's training members, disjoint from the target's (train pool)"""
     calibration: int = 2500
+    """held out (train pool): calibrations, defenses and early stopping fit here, never on evaluation non-members"""
     target_test: int = 2500
+    """unseen images (test pool): the ``test`` source and the target's test accuracy"""
     shadow_test: int = 2500
+    """the shadow model's non-members (test pool), against which every attack is fitted"""
 
 
 @dataclass
 class DataConfig:
     dataset: str = "fashion_mnist"
+    """fashion_mnist | digits | cifar10 | cifar100 | svhn | stl10 (the registered datasets)"""
     root: str | None = None
+    """torchvision root holding the dataset's files; null: Fashion-MNIST from the Debian package
+    dataset-fashion-mnist (digits ship with scikit-learn)"""
     download: bool = False
+    """let torchvision download missing files into ``root`` (needs network access)"""
     splits: SplitSizes = field(default_factory=SplitSizes)
     eval_size: int = 2500
     """members and non-members per source when attacking the target"""
@@ -101,6 +118,7 @@ OVERLAP = ("refuse", "remove")
 @dataclass
 class ModelSpec:
     arch: str
+    """a registered architecture (salem_cnn, small_resnet, resnet18, efficientnet_b0, fast_cifar)"""
     name: str | None = None
     """label in results (defaults to the architecture's name)"""
     params: dict[str, Any] = field(default_factory=dict)
@@ -125,13 +143,22 @@ class ModelSpec:
 @dataclass
 class StudyConfig:
     name: str = "study"
+    """names the run folder ``<output_dir>/<name>-<timestamp>``; no path separators or '..'"""
     seeds: list[int] = field(default_factory=lambda: [0])
+    """study seeds: the grid is seeds x models x settings; each seed draws its own splits, models and sources"""
     device: str = "auto"
+    """auto | cpu | cuda[:N] (auto: CUDA when available)"""
     data: DataConfig = field(default_factory=DataConfig)
+    """the dataset, its disjoint splits and the evaluation sizes"""
     models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("salem_cnn")])
+    """architectures: a name, or ``{arch, name, params, recipe}`` (recipe: overrides)"""
     recipe: Recipe = field(default_factory=Recipe)
+    """how target and shadow classifiers are trained (a setting or model may override keys)"""
     sources: list[Component] = field(default_factory=list)
+    """non-member sources scored by every attack: a name or ``{name: ..., param: value}``; at least one"""
     attacks: list[Component] = field(default_factory=list)
+    """attacks fitted on the shadow and applied unchanged to the target: a name or
+    ``{name: ..., param: value}``; at least one"""
     settings: list[Setting] = field(default_factory=lambda: [Setting("baseline")],
                                     metadata={"parse": parse_settings})
     """written as a mapping of setting names (:func:`parse_settings`)"""
@@ -140,18 +167,25 @@ class StudyConfig:
     expanded at load time into settings named ``<key>_<value>`` tagged with their sweep (so the
     resolved config, and a run's config.yaml, list them as settings and ``sweeps`` is empty)"""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """intervals, FPR targets, priors and calibration bins of the result rows"""
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    """reference models of LiRA, RMIA and Shokri"""
     report: ReportConfig = field(default_factory=ReportConfig)
+    """what a run draws and logs besides results.csv and summary.md"""
     gan: GanConfig = field(default_factory=GanConfig)
     """generators of the fake sources, FID, streaming and latent search (overconf.config.gan)"""
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"parse": parse_analysis})
     """analyses run after the study (overconf.analysis; config/analysis.py); empty: none"""
     cache_dir: str = "checkpoints"
+    """content-keyed cache of trained models, outputs, figures and TensorBoard runs (shared by runs)"""
     output_dir: str = "runs"
+    """folder of the run folders"""
     progress: bool = True
+    """progress bars (``--no-progress`` turns them off)"""
     executor: str = "local"
     """local | ray: where trainings and outputs run; ``ray:`` its settings (overconf.config.executor)"""
     ray: RayConfig = field(default_factory=RayConfig)
+    """the Ray executor's settings (with ``executor: ray``)"""
 
     def __post_init__(self):
         check_executor_name(self.executor)

@@ -16,6 +16,7 @@ class Setting:
     """One calibration / defense setting, applied to target and shadow alike."""
 
     name: str
+    """the setting's name: its key in the ``settings:`` mapping (a result column, file names)"""
     recipe: dict[str, Any] = field(default_factory=dict)
     """training-time overrides: label_smoothing, weight_decay, dropout, ..."""
     calibration: Component = field(default_factory=lambda: Component("none"))
