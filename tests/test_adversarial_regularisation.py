@@ -33,8 +33,12 @@ def test_registered_with_clear_errors():
     from overconf.core.names import NAMES
     d = DEFENSES[NAME]
     assert d.kind == "training" and d.uses_calibration_split and NAME in NAMES["defense"]
-    assert (d().lam, d().k, d().inference_lr, d().warmup_epochs) == (3.0, 1, 1e-4, 1)
-    for bad in ({"k": 0}, {"lam": -1}, {"inference_lr": 0}, {"warmup_epochs": -1}, {"lam": "big"}):
+    # the authors' Purchase / Texas code: lambda 3 with lambda * (mean h - 0.5), 26 steps of h per step of f,
+    # h pre-trained 5 passes after 1 plain epoch, Adam 1e-4
+    assert (d().form, d().lam, d().k, d().inference_lr, d().warmup_epochs, d().pretrain_passes) == (
+        "authors", 3.0, 26, 1e-4, 1, 5)
+    for bad in ({"k": 0}, {"lam": -1}, {"inference_lr": 0}, {"warmup_epochs": -1}, {"lam": "big"},
+                {"form": "log"}, {"pretrain_passes": -1}):
         with pytest.raises(ConfigError, match=NAME):
             d(**bad)
     job = make_job()
@@ -87,26 +91,34 @@ def test_seeded_reproducible_and_reports_the_inference_model():
     assert not torch.equal(params(zero), params(runs[0][0]))
 
 
-def test_log_h_term_is_the_papers_gradient():
-    """One step of f after warm-up: the gradient equals that of CE + lam * mean log sigmoid(h) (direct)."""
+@pytest.mark.parametrize("form", ["paper", "authors"])
+def test_privacy_term_is_the_published_gradient(form):
+    """One step of f after warm-up and pre-training: the gradient equals that of CE + lam * mean log
+    sigmoid(h(softmax(z), y)) (paper, Algorithm 1) or CE + lam * (mean sigmoid(h(z, y)) - 0.5) (the
+    authors' code: h on raw logits), computed directly."""
     job = make_job(dropout=0.0, epochs=1)
-    hooks = DEFENSES[NAME](lam=2.0, warmup_epochs=0, k=2).hooks_for(job, validation())
+    hooks = DEFENSES[NAME](lam=2.0, warmup_epochs=0, k=2, pretrain_passes=1, form=form).hooks_for(job, validation())
     model = job.build().train()
     x, y = job.inputs()[:16], job.labels[:16]
+    hooks.begin(model, job.inputs(), job.labels, 0)
     loss_fn = hooks.loss(job.recipe)
     hooks.batches(96, 16, torch.Generator().manual_seed(0), CPU)
     params_ = list(model.parameters())
     hooks.gradient(loss_fn(model(x), y), params_, Batch(x, y, torch.arange(16), model))
     got = [p.grad.clone() for p in params_]
-    st = hooks._state
-    assert st.count == 2  # k steps of h
+    g = hooks._game
+    assert g.count == 2 and g.pretrained  # k recorded steps of h, after the pre-training passes
     for p in params_:
         p.grad = None
     logits = model(x)
-    h = st.h(F.softmax(logits, 1), F.one_hot(y, 3).float())
-    (F.cross_entropy(logits, y) + 2.0 * torch.log(torch.sigmoid(h)).mean()).backward()
-    for g, p in zip(got, params_):
-        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+    onehot = F.one_hot(y, 3).float()
+    if form == "paper":
+        term = torch.log(torch.sigmoid(g.h(F.softmax(logits, 1), onehot))).mean()
+    else:
+        term = torch.sigmoid(g.h(logits, onehot)).mean() - 0.5
+    (F.cross_entropy(logits, y) + 2.0 * term).backward()
+    for a, p in zip(got, params_):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_large_lambda_lowers_the_loss_attack():
@@ -127,7 +139,7 @@ def test_large_lambda_lowers_the_loss_attack():
         return roc_auc_score([1] * len(lm) + [0] * len(lt), torch.cat([-lm, -lt]).numpy())
 
     base = auroc(train(job, DEFAULT_HOOKS)[0])
-    d = DEFENSES[NAME](lam=30.0, k=2, inference_lr=1e-3)
+    d = DEFENSES[NAME](lam=30.0, k=2, inference_lr=1e-3, form="paper", pretrain_passes=0)
     model, history = train(job, d.hooks_for(job, reference))
     defended = auroc(model)
     info = d.info(job, history)

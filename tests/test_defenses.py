@@ -90,7 +90,7 @@ def guard():
 
 def test_memguard_keeps_labels_and_moves_the_defender_output_to_one_half(guard):
     ctx, queries = guard
-    mg = MemGuard(budget=10.0, steps=300).fit(ctx)
+    mg = MemGuard(budget=10.0, steps=300, release_rule="budget").fit(ctx)
     before = mg.defender_scores(queries)
     assert (before - 0.5).abs().mean() > 0.1  # the defender separates the two groups at all
     s, noisy, released = mg.noisy(queries)
@@ -107,10 +107,25 @@ def test_memguard_keeps_labels_and_moves_the_defender_output_to_one_half(guard):
     assert ((after[moved] >= 0.5) != (before[moved] >= 0.5)).all()
 
 
+def test_memguard_authors_release_rule_releases_only_noise_that_moves_towards_one_half(guard):
+    """The authors' phase II (evaluate_nn_attack.py): p = 0 when the noisy vector is not closer to
+    the defender's 0.5 than the original; with a budget above every L1 distance, exactly the
+    phase-I successes that are closer are released."""
+    ctx, queries = guard
+    mg = MemGuard(budget=10.0).fit(ctx)
+    assert mg.release_rule == "authors"
+    before = mg.defender_scores(queries)
+    s, noisy, released = mg.noisy(queries)
+    after = mg.defender_scores(noisy.log())
+    closer = (after - 0.5).abs() < (before - 0.5).abs()
+    assert torch.equal(released, closer & (noisy != s).any(1))
+    assert mg.stats["released_noisy"] == int(released.sum()) <= mg.stats["phase1_success"]
+
+
 def test_memguard_release_probability_and_budget(guard):
     ctx, queries = guard
     budget = 0.05
-    mg = MemGuard(budget=budget, steps=300).fit(ctx)
+    mg = MemGuard(budget=budget, steps=300, release_rule="budget").fit(ctx)
     s, noisy, released = mg.noisy(queries)
     l1 = (noisy - s).abs().sum(1)
     ok = l1 > 0

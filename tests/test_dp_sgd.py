@@ -85,7 +85,11 @@ def test_target_epsilon_gives_noise_reaching_it():
     d = DEFENSES["dp_sgd"](epsilon=4.0)
     info = d.describe(960, 32, 3)
     assert info["noise_multiplier"] > 0 and info["epsilon"] == pytest.approx(4.0, abs=0.05)
-    assert info["delta"] == pytest.approx(1 / 960)
+    assert info["delta"] == 1e-5  # the default delta, well below 1/n (issue 21), always reported with epsilon
+    q, steps = 32 / 960, 3 * (960 // 32)
+    assert info["epsilon_delta_1_over_n"] == pytest.approx(epsilon_reached(info["noise_multiplier"], q, steps, 1 / 960))
+    assert info["epsilon_delta_1_over_n"] < info["epsilon"]  # a weaker delta buys a smaller epsilon
+    assert info["dp_sample_rate"] == q and info["dp_steps"] == steps
     assert DEFENSES["dp_sgd"].kind == "training"
 
 
@@ -136,7 +140,8 @@ def test_dp_sgd_in_a_tiny_study_reports_epsilon_and_brings_the_loss_attack_to_ch
     assert abs(t.get(m, "dp", "loss", "test", "auroc")[0] - 0.5) < 0.03  # measured 0.491
     rows = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "dp" and r["source"] == "defense"}
     q, steps = 32 / 400, 20 * (400 // 32)
-    assert rows["epsilon"] == pytest.approx(epsilon_reached(5.0, q, steps, 1 / 400))
+    assert rows["epsilon"] == pytest.approx(epsilon_reached(5.0, q, steps, 1e-5)) and rows["delta"] == 1e-5
+    assert rows["epsilon_delta_1_over_n"] == pytest.approx(epsilon_reached(5.0, q, steps, 1 / 400))
     assert rows["noise_multiplier"] == 5.0 and "shadow_epsilon" in rows
     unaware = {r["metric"] for r in result.rows if r["setting"] == "dp_unaware" and r["source"] == "defense"}
     assert "epsilon" in unaware and "shadow_epsilon" not in unaware
@@ -158,7 +163,7 @@ def test_early_stopping_stops_at_k_plus_patience_and_keeps_epoch_k_weights():
     class Scripted(EarlyStoppingHooks):  # validation loss falls to epoch 3, then rises
         values = iter([3.0, 2.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5])
 
-        def validation_value(self, model):
+        def validation_value(self, model, weights=None):
             return next(self.values)
 
     snapshots = {}
@@ -170,7 +175,7 @@ def test_early_stopping_stops_at_k_plus_patience_and_keeps_epoch_k_weights():
     assert len(history) == 5 and history[-1]["early_stopping_epoch"] == 3
     for k, v in model.state_dict().items():
         assert torch.equal(v, snapshots[3][k]), k
-    assert any(not torch.equal(snapshots[5][k], snapshots[3][k]) for k in snapshots[3])  # it trained on
+    assert any(not torch.equal(snapshots[4][k], snapshots[3][k]) for k in snapshots[3])  # it trained on
     assert DEFENSES["early_stopping"]().info(job, history) == {"early_stopping_epoch": 3, "epochs_run": 5}
 
 

@@ -1,14 +1,31 @@
-"""MemGuard (Jia et al., CCS 2019; code jinyuan-jia/MemGuard).
+"""MemGuard (Jia et al., CCS 2019; code jinyuan-jia/MemGuard, ``defense_framework.py`` and
+``evaluate_nn_attack.py``).
 
 The defender trains its own attack model g (an MLP on the descending-sorted probability vector;
 members = the model's training split, non-members = the held-out calibration split; h = g's
-pre-sigmoid output). Phase I, for all queries at once: from z = log p (logits up to a row constant)
-minimise |h(sort(softmax(z')))| + c2 ReLU(max_{j != k} z'_j - z'_k) + c3 ||softmax(z') - s||_1
-by normalised gradient steps z' <- z' - lr grad / ||grad|| (per row), a row succeeding once its
-label k is kept and g's decision has crossed 0.5; rounds with c3 = 0.1, 1, 10, ... keep each row's
-last success (smallest distortion); a row that never succeeds in the first round is released
-unchanged. Phase II: the noisy s' is released with probability min(budget / ||s' - s||_1, 1)
-(a seeded Bernoulli per query), else s. The predicted label never changes.
+pre-sigmoid output, h = 0 <=> g = 0.5).
+
+Phase I, for all queries at once (the authors loop over queries; the update is the same per row):
+from z0 = log p (logits up to a row constant, which changes neither the softmax nor the gradient),
+s = softmax(z0) and the predicted class k, a round with c3 runs up to ``steps`` normalised gradient
+steps z <- z - 0.1 grad / ||grad|| of
+L(z) = |h(sort(softmax(z)))| + c2 ReLU(max_{j != k} z_j - z_k) + c3 ||softmax(z) - s||_1 (c2 = 10),
+a row stopping at the first step after which its label is kept and g's decision has crossed 0.5
+(h's sign differs from h at s, or h = 0). Rounds c3 = 0.1, 1, 10, ... (``c3_rounds``; the authors: 7,
+up to 1e5) run while the row's previous round succeeded, keeping its last success (smallest
+distortion); a row failing the first round is released unchanged; a row with |g(s) - 0.5| <= 1e-5
+is a success as it is. One difference from the authors' code: they sort the logits once and keep
+that order during the search, so g's crossing is tested on a vector that may no longer be sorted;
+overconf sorts inside h at every step (sorting is a permutation: the same update while the order
+holds), so the crossing holds for the sorted vector g and the attacker see. The predicted label
+never changes.
+
+Phase II (``release_rule``): ``authors`` (default, ``evaluate_nn_attack.py``): p = 0 when the noisy
+s' is not closer to g's 0.5 than s (|g(s) - 0.5| <= |g(s') - 0.5|, g on the sorted vectors), else
+p = min(budget / ||s' - s||_1, 1); ``budget``: p = min(budget / ||s' - s||_1, 1) for every phase-I
+success (overconf's earlier rule). s' is released with probability p (a seeded Bernoulli per
+query), else s. Defaults: the authors' 299 steps (``max_iteration = 300``, ``while j < 300`` from
+j = 1) and 7 rounds; overconf's earlier 100 steps and 3 rounds remain options.
 """
 from __future__ import annotations
 
@@ -24,8 +41,12 @@ C2 = 10.0
 LR = 0.1
 
 
+def sort_desc(p: torch.Tensor) -> torch.Tensor:
+    return p.sort(dim=1, descending=True).values
+
+
 def sorted_probs(log_probs: torch.Tensor) -> torch.Tensor:
-    return log_probs.exp().sort(dim=1, descending=True).values
+    return sort_desc(log_probs.exp())
 
 
 def train_defender(members: torch.Tensor, nonmembers: torch.Tensor, seed: int, epochs: int = 300,
@@ -64,40 +85,43 @@ def train_defender(members: torch.Tensor, nonmembers: torch.Tensor, seed: int, e
 
 
 def phase_one(h: nn.Module, log_probs: torch.Tensor, steps: int, c3_values: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(noisy probability vectors [N, K], success [N]) for all queries at once; rows without a
-    success keep s."""
+    """(noisy probability vectors [N, K], success [N]) for all queries at once (module docstring);
+    rows without a success keep s."""
     z0 = log_probs.double()
     s = z0.exp()
+    n = len(s)
     label = z0.argmax(1)
-    sign0 = h(sorted_probs(z0)).squeeze(1) >= 0
+    h0 = h(sort_desc(s)).squeeze(1)
+    at_half = (torch.sigmoid(h0) - 0.5).abs() <= 1e-5  # already at 0.5: a success as it is
     best = s.clone()
-    success = torch.zeros(len(s), dtype=torch.bool)
-    others = torch.ones_like(s, dtype=torch.bool).scatter(1, label[:, None], False)
-    for round_, c3 in enumerate(c3_values):
-        z = z0.clone().requires_grad_(True)
-        done = torch.zeros(len(s), dtype=torch.bool)
-        found = torch.zeros(len(s), dtype=torch.bool)
+    success = at_half.clone()
+    active = ~at_half  # rows whose every round so far succeeded
+    for c3 in c3_values:
+        rows = active.nonzero().squeeze(1)  # the rows still searching in this round
+        z = z0[rows].clone()
+        found = torch.zeros(n, dtype=torch.bool)
         kept = s.clone()
         for _ in range(steps):
-            p = torch.softmax(z, 1)
-            hz = h(p.sort(dim=1, descending=True).values).squeeze(1)
-            zk = z.gather(1, label[:, None]).squeeze(1)
-            zmax = z.masked_fill(~others, float("-inf")).max(1).values
-            ok = (z.detach().argmax(1) == label) & ((hz.detach() >= 0) != sign0)
-            newly = ok & ~done
-            kept[newly] = p.detach()[newly]
-            found |= newly
-            done |= ok
-            if bool(done.all()):
+            if len(rows) == 0:
                 break
-            loss = hz.abs() + C2 * torch.relu(zmax - zk) + c3 * (p - s).abs().sum(1)
+            z.requires_grad_(True)
+            p = torch.softmax(z, 1)
+            k = label[rows, None]
+            others = z.scatter(1, k, float("-inf")).max(1).values
+            loss = h(sort_desc(p)).squeeze(1).abs() + C2 * torch.relu(others - z.gather(1, k).squeeze(1)) \
+                + c3 * (p - s[rows]).abs().sum(1)
             (grad,) = torch.autograd.grad(loss.sum(), z)
-            norm = grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
             with torch.no_grad():
-                z -= LR * grad / norm * (~done)[:, None]
+                z = z - LR * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                p = torch.softmax(z, 1)
+                ok = (z.argmax(1) == label[rows]) & (h(sort_desc(p)).squeeze(1) * h0[rows] <= 0)  # label kept, crossed
+            kept[rows[ok]] = p[ok]
+            found[rows[ok]] = True
+            rows, z = rows[~ok], z[~ok]
         best[found] = kept[found]
         success |= found
-        if round_ == 0 and not bool(found.any()):
+        active &= found
+        if not bool(active.any()):
             break
     return best, success
 
@@ -105,12 +129,15 @@ def phase_one(h: nn.Module, log_probs: torch.Tensor, steps: int, c3_values: tupl
 @DEFENSES.register("memguard")
 class MemGuard(ReleaseDefense):
     """MemGuard (Jia et al. 2019): label-preserving noise that moves the defender's attack model
-    to 0.5, released with probability min(budget / L1, 1)."""
+    to 0.5, released with probability min(budget / L1, 1) (``release_rule`` authors: 0 unless it
+    brings g closer to 0.5); the authors' 299 steps and 7 rounds of c3 by default."""
 
     name = "memguard"
     uses_calibration_split = True
+    RULES = ("authors", "budget")
 
-    def __init__(self, budget: float = 0.5, steps: int = 100, c3_rounds: int = 3, epochs: int = 300):
+    def __init__(self, budget: float = 0.5, steps: int = 299, c3_rounds: int = 7, epochs: int = 300,
+                 release_rule: str = "authors"):
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(f"defense memguard: {message}")
@@ -119,7 +146,9 @@ class MemGuard(ReleaseDefense):
              f"budget (the expected L1 distortion of the probability vector) must be a number >= 0, got {budget!r}")
         for key, v in (("steps", steps), ("c3_rounds", c3_rounds), ("epochs", epochs)):
             need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{key} must be a positive integer, got {v!r}")
-        self.budget, self.steps, self.epochs = float(budget), steps, epochs
+        need(release_rule in self.RULES, f"release_rule must be one of {', '.join(self.RULES)} (authors: no noise "
+             f"released unless it brings the defender's score closer to 0.5), got {release_rule!r}")
+        self.budget, self.steps, self.epochs, self.release_rule = float(budget), steps, epochs, release_rule
         self.c3_values = tuple(0.1 * 10 ** i for i in range(c3_rounds))
         self.defender: nn.Module | None = None
         self.seed = 0
@@ -147,6 +176,11 @@ class MemGuard(ReleaseDefense):
         noisy, success = phase_one(self.defender, log_probs, self.steps, self.c3_values)
         l1 = (noisy - s).abs().sum(1)
         prob = torch.where(l1 > 0, (self.budget / l1.clamp_min(1e-300)).clamp(max=1.0), torch.ones_like(l1))
+        if self.release_rule == "authors":  # p = 0 unless s' is closer to the defender's 0.5 than s
+            with torch.no_grad():
+                g_noisy = torch.sigmoid(self.defender(sort_desc(noisy)).squeeze(1))
+            closer = (g_noisy - 0.5).abs() < (self.defender_scores(log_probs) - 0.5).abs()
+            prob = torch.where(closer, prob, torch.zeros_like(prob))
         g = torch.Generator().manual_seed(derive_seed(self.seed, "memguard", "release", tensor_digest(log_probs)))
         release = (torch.rand(len(s), generator=g, dtype=torch.float64) < prob) & success
         self._count(s, noisy, release, success)

@@ -31,6 +31,7 @@ from overconf.signals.contexts import SeedContext
 from overconf.data import SourceData, Splits, load_dataset
 from overconf.defenses.release import defend, defense_info
 from overconf.defenses.training import training_defense_info
+from overconf.defenses.groupnorm_baseline import groupnorm_job, groupnorm_rows, needs_groupnorm_baseline
 from overconf.core.device import resolve_device
 from overconf.runner.cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from overconf.runner.executor import make_executor, prepare_seed
@@ -218,6 +219,12 @@ class Study:
                                 cfg.metrics)
         info = defense_info(cal_t, cal_s) | training_defense_info(trained["target"], trained["shadow"], setting,
                                                                    shadow_setting)
+        if needs_groupnorm_baseline(trained["target"].job):  # DP's accuracy cost against the same GroupNorm model
+            images, labels = self.splits.images(ds, "target_test")
+            base = load_or_train(groupnorm_job(trained["target"].job), self.cache, self.device, progress=cfg.progress)
+            x = ds.normalize(images)
+            info |= groupnorm_rows(cached_outputs(self.cache, base.key, base.model, x, labels, self.device).logits,
+                                   out["target"]["test"].logits, labels)
         rows += [row(cell, NO_ATTACK, "defense", k, v) for k, v in info.items()]
         rows += self.hook_rows(cell)
         columns = setting_columns(cfg, cell.model, cell.setting)  # self-describing rows (overconf.config.row_columns)

@@ -85,6 +85,9 @@ def train_batched(
     and stops the whole group. Returns each model's state dict and history."""
     if any(has_batchnorm(m) for m in models):
         raise ValueError("batched training does not support BatchNorm models; train them sequentially")
+    if any(hasattr(m, "init_from_data") for m in models):
+        raise ValueError("batched training does not run data-dependent inits (init_from_data); train such "
+                         "models sequentially (reference.mode: sequential)")
     if recipe.flip or recipe.translate or recipe.ema or recipe.triangular:
         raise ValueError("batched training does not support the fast-recipe keys (flip, translate, ema, "
                          "triangular); train sequentially (reference.mode: sequential)")

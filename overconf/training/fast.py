@@ -44,7 +44,9 @@ class WeightAverage:
     lookahead state): after step t (1, 2, ...) ``avg <- d_t avg + (1 - d_t) current`` with the warm-up
     ``d_t = min(decay, t / (t + 9))`` (TensorFlow's ExponentialMovingAverage with ``num_updates``), so the
     average forgets the initial weights within the first steps instead of keeping decay^t of them;
-    integer buffers are copied. :meth:`apply` loads the average into the model at the end."""
+    integer buffers are copied. The loop releases :attr:`state` at the end (through the hooks'
+    ``released``: early stopping releases the validated average of its chosen epoch); :meth:`apply`
+    loads it into a model."""
 
     STEPS = "__steps__"
 

@@ -12,8 +12,14 @@ Both loops (:func:`~overconf.training.loop.train_classifier` and
 - :meth:`TrainingHooks.loss`: the loss function ``loss(logits, labels, reduction="mean")``;
 - :meth:`TrainingHooks.gradient`: sets ``p.grad`` of every parameter for one step from the step's
   loss (and :class:`Batch`);
-- :meth:`TrainingHooks.stop`: after each epoch (after the divergence check and the resumable state),
-  whether to stop before ``recipe.epochs``.
+- :meth:`TrainingHooks.stop`: after each epoch (after the divergence check), whether to stop before
+  ``recipe.epochs``.
+
+The single-model loop also calls :meth:`TrainingHooks.begin` before its first epoch (with the state
+:meth:`TrainingHooks.saved` returned when a killed training resumes: a stateful defense, early
+stopping's best epoch or adversarial regularisation's inference model, resumes exactly),
+:meth:`TrainingHooks.init_inputs` for a data-dependent init (``init_from_data``) and
+:meth:`TrainingHooks.released` for the weights it releases at the end.
 
 A job with hooks other than the defaults must say so in its cache key (``ClassifierJob.hooks``,
 keyed by :meth:`TrainingHooks.describe`); a job without hooks keeps its key.
@@ -52,6 +58,33 @@ class Batch:
 class TrainingHooks:
     """Plain training; subclass and override what a defense changes. Hooks must draw randomness
     only from the generators they are given or seed themselves (:mod:`overconf.core.seeding`)."""
+
+    stateful = False
+    """True when the hooks keep state across epochs (:meth:`saved`): a resumable state without it
+    (stored by an older overconf) is not resumed, the training restarts (same key, same model)"""
+
+    def begin(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int,
+              saved: Any = None) -> None:
+        """Single loop, before the first epoch of a training (fresh or resumed): the model, its training
+        inputs and labels (on the device), the job's seed and what :meth:`saved` returned after the
+        epoch the training resumes from (None: a fresh training). Default: nothing."""
+
+    def saved(self) -> Any:
+        """After an epoch's :meth:`stop`: the hooks' own state for the resumable
+        :class:`~overconf.training.loop.TrainState` (detached copies, CPU), or None. Default: None."""
+        return None
+
+    def init_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The inputs a data-dependent init (``model.init_from_data``, fast_cifar's whitening) is
+        fitted on. Default: the training inputs ``x``; DP-SGD: held-out inputs (the private training
+        data would void the guarantee)."""
+        return x
+
+    def released(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict the training releases, given the one it would release (the model's, or
+        its weight average with ``recipe.ema``). Default: ``weights``; early stopping: the
+        validated weights of the chosen epoch."""
+        return weights
 
     def batches(self, n: int, batch_size: int, generator: torch.Generator,
                 device: torch.device) -> list[torch.Tensor]:

@@ -9,9 +9,10 @@ and divergence checks are those of :mod:`.step`, shared with the batched loop.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -20,10 +21,11 @@ from tqdm.auto import tqdm
 from ..config import Recipe
 from overconf.core.device import autocast, memory_format, to_device_images
 from overconf.core.seeding import derive_seed, isolated_rng
-from .fast import augment, set_lr, weight_average
+from .fast import WeightAverage, augment, set_lr, weight_average
 from .hooks import DEFAULT_HOOKS, Batch, TrainingHooks
 from .step import check_diverged, get_global_rng, make_optimizer, optimizer_step, set_global_rng
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class TrainState:
@@ -37,6 +39,15 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     ema: dict | None = None
     """the weight average (``recipe.ema`` > 0), on the CPU"""
+    hooks: Any = None
+    """the training hooks' own state (:meth:`~overconf.training.hooks.TrainingHooks.saved`), or None"""
+
+    def released_weights(self) -> dict:
+        """The weights the training would release if it ended now: the weight average with
+        ``recipe.ema``, else the model's (what early stopping validates)."""
+        if self.ema is None:
+            return self.model
+        return {k: v for k, v in self.ema.items() if k != WeightAverage.STEPS}
 
 
 def train_classifier(
@@ -59,13 +70,19 @@ def train_classifier(
     ``recipe.label_smoothing``, (1 - eps) CE + eps * uniform CE) with L2 weight decay
     ``recipe.weight_decay``, for ``recipe.epochs`` epochs unless ``hooks.stop`` ends it sooner.
     The fast-recipe keys (``flip``, ``translate``, ``ema``, ``triangular``: :mod:`.fast`) act when set;
-    a model with ``init_from_data(x)`` (fast_cifar's whitening) gets it before the first epoch.
-    Returns the per-epoch history (mean loss, accuracy)."""
+    a model with ``init_from_data(x)`` (fast_cifar's whitening) gets it before the first epoch, on
+    ``hooks.init_inputs(x)``. ``on_epoch`` gets the resumable state after every epoch that training
+    continues from (not after the epoch a hook stops at). The released weights are
+    ``hooks.released`` of the model's (or of its weight average). Returns the per-epoch history
+    (mean loss, accuracy)."""
     model.to(device, memory_format=memory_format(device))
     x = to_device_images(x, device)
     y = y.to(device)
+    if resume is not None and hooks.stateful and resume.hooks is None:
+        log.warning("%s: the resumable state lacks the training hooks' state; training from scratch", desc)
+        resume = None
     if resume is None and hasattr(model, "init_from_data"):
-        model.init_from_data(x)
+        model.init_from_data(hooks.init_inputs(x).to(device))
     n, bs = len(x), recipe.batch_size
     params = list(model.parameters())
     optimizer = make_optimizer(params, recipe)
@@ -80,6 +97,7 @@ def train_classifier(
         batches.set_state(resume.batch_rng)
         history, start = list(resume.history), resume.epoch
     average = weight_average(model, recipe, resume.ema if resume is not None else None)
+    hooks.begin(model, x, y, seed, resume.hooks if resume is not None else None)
 
     with isolated_rng(derive_seed(seed, "dropout"), device):
         if resume is not None:
@@ -113,11 +131,15 @@ def train_classifier(
             state = TrainState(epoch + 1, model.state_dict(), optimizer.state_dict(), batches.get_state(),
                                get_global_rng(device), list(history),
                                average.saved() if average is not None else None)
+            stop = hooks.stop(state)
+            state.hooks = hooks.saved()
+            if stop:
+                break
             if on_epoch is not None:
                 on_epoch(state)
-            if hooks.stop(state):
-                break
-    if average is not None:
-        average.apply(model)
+    weights = average.state if average is not None else model.state_dict()
+    released = hooks.released(weights)
+    if average is not None or released is not weights:
+        model.load_state_dict(released)
     model.eval()
     return history
