@@ -210,7 +210,8 @@ class AnalysisContext:
                 model.load_state_dict(rs.state_dicts([k], self.cache, self.device)[0])
                 return compute_outputs(model.to(self.device), x, self.device)[1]
 
-            return self.cache.get_or_create("reference_features", key, create)
+            return self.cache.get_or_create("reference_features", key, create,
+                                            valid=lambda t: t.dim() == 2 and len(t) == len(x))
         return self._once(("reference_features", role, part, k), compute)
 
     def _need_reference(self):

@@ -3,7 +3,12 @@
 A key is the SHA-256 of a canonical JSON rendering of everything that determines the object
 (tensors enter by the hash of their bytes). Files are written to a temporary name and renamed,
 so a killed run never leaves a half-written entry; each file starts with the SHA-256 of its
-payload, so a damaged entry is detected, removed and rebuilt. A write that fails for lack of space
+payload, so a damaged entry is detected, removed and rebuilt. An entry holds plain data only
+(tensors, numbers, strings, lists, dicts: :mod:`overconf.core.plain_data`), loaded with
+``torch.load(weights_only=True)``, so a forged entry (a pickle that would run code) is refused,
+never executed; it records the kind and key it was stored under, so a file moved or copied to
+another key is refused; a caller may check the structure it needs (``valid``). Each refused
+entry is removed and rebuilt like a damaged one. A write that fails for lack of space
 or permission raises one :class:`~overconf.core.errors.StorageError` naming the folder; what is already
 stored stays. :meth:`Cache.lock` is a per-key file lock (``filelock``): runs sharing a cache wait
 for each other's "load or train and store" instead of training the same model twice.
@@ -14,7 +19,6 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 
 from overconf.core.errors import StorageError
+from overconf.core.plain_data import load_plain, plain_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,6 +43,11 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EN
 def storage_error(e: OSError, folder: str | Path, what: str, fix: str) -> StorageError:
     """One clear error for a failed write to ``folder``: what it is, why, and how to fix it."""
     reason = e.strerror or type(e).__name__
+    where = getattr(e, "filename", None) or folder
+    if e.errno in (errno.ENAMETOOLONG, errno.ELOOP):  # not a full disk: a path problem, named as such
+        problem = ("a file or folder name in it is too long (at most 255 bytes per name)"
+                   if e.errno == errno.ENAMETOOLONG else "it runs through a loop of symbolic links")
+        return StorageError(f"cannot write to the {what} '{folder}': {problem} ({reason}: {where}); {fix}")
     return StorageError(f"cannot write to the {what} '{folder}' ({reason}: {getattr(e, 'filename', None) or folder}); "
                         f"free space on its disk or make it writable, or {fix}")
 
@@ -46,6 +56,9 @@ def check_writable(folder: str | Path, what: str, fix: str) -> None:
     """Create ``folder`` and a probe file in it (one block, fsync'ed), then remove the probe: a
     read-only, full or forbidden folder fails here, before anything is computed."""
     folder = Path(folder)
+    if folder.is_symlink() and not folder.exists():
+        raise StorageError(f"the {what} '{folder}' is a symbolic link to '{os.readlink(folder)}', which does not "
+                           f"exist; create that folder, or {fix}")
     if folder.exists() and not folder.is_dir():
         raise StorageError(f"the {what} '{folder}' is a file, not a folder; move the file away or {fix}")
     try:
@@ -118,8 +131,19 @@ def content_key(obj: Any, length: int = 24) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+ENTRY_FORMAT = "overconf-cache-entry/2"
+"""the envelope of every entry: {"format", "kind", "key", "payload"}"""
+
+
+def _holds(valid: Callable[[Any], bool], payload: Any) -> bool:
+    try:
+        return bool(valid(payload))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError):
+        return False
+
+
 class Cache:
-    """``root/kind/key.pt`` entries holding arbitrary torch-serialisable payloads."""
+    """``root/kind/key.pt`` entries holding plain-data payloads (see the module's docstring)."""
 
     def __init__(self, root: str | Path, *, enabled: bool = True):
         self.root = Path(root)
@@ -130,8 +154,11 @@ class Cache:
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.pt"
 
-    def load(self, kind: str, key: str) -> Any | None:
-        """The stored payload, or None when absent or damaged (a damaged entry is removed)."""
+    def load(self, kind: str, key: str, valid: Callable[[Any], bool] | None = None) -> Any | None:
+        """The stored payload, or None when absent or refused: damaged (checksum), not plain data
+        (forged or of another overconf version: never unpickled beyond plain data), stored under
+        another kind or key, or rejected by ``valid(payload)`` (the structure the caller needs;
+        a KeyError, TypeError, ... it raises counts as False). A refused entry is removed."""
         if not self.enabled:
             return None
         path = self.path(kind, key)
@@ -141,23 +168,34 @@ class Cache:
             return None
         head, _, payload = blob.partition(b"\n")
         if head.decode(errors="replace") != hashlib.sha256(payload).hexdigest():
-            log.warning("cache entry %s is damaged (checksum mismatch); rebuilding it", path)
-            path.unlink(missing_ok=True)
-            return None
+            return self._refuse(path, "is damaged (checksum mismatch)")
         try:
-            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
-        except Exception as e:  # unreadable despite a valid checksum: written by another version
-            log.warning("cache entry %s cannot be read (%s); rebuilding it", path, e)
-            path.unlink(missing_ok=True)
-            return None
+            entry = load_plain(payload)
+        except Exception as e:  # UnpicklingError (code or classes), RuntimeError, EOFError, ...
+            reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+            return self._refuse(path, f"holds more than plain tensors, numbers and strings, so it was not loaded "
+                                      f"(stored by an older overconf, or forged; {reason})")
+        if not (isinstance(entry, dict) and entry.get("format") == ENTRY_FORMAT):
+            return self._refuse(path, "does not record the key it was stored under (stored by an older overconf)")
+        if (entry.get("kind"), entry.get("key")) != (kind, key):
+            return self._refuse(path, f"was stored under {entry.get('kind')}/{entry.get('key')}, not under this key "
+                                      f"(moved or copied by hand)")
+        if valid is not None and not _holds(valid, entry.get("payload")):
+            return self._refuse(path, f"does not have the structure of a {kind} entry")
+        return entry.get("payload")
+
+    def _refuse(self, path: Path, why: str) -> None:
+        log.warning("cache entry %s %s; removing it and rebuilding it", path, why)
+        path.unlink(missing_ok=True)
+        return None
 
     def save(self, kind: str, key: str, payload: Any) -> Path:
+        """Store plain-data ``payload`` (TypeError otherwise) with its kind and key."""
         path = self.path(kind, key)
         if not self.enabled:
             return path
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        data = buf.getvalue()
+        data = plain_bytes({"format": ENTRY_FORMAT, "kind": kind, "key": key, "payload": payload},
+                           f"the {kind} entry")
         try:
             atomic_write_bytes(path, hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
         except OSError as e:
@@ -199,8 +237,9 @@ class Cache:
         finally:
             lock.release()
 
-    def get_or_create(self, kind: str, key: str, create: Callable[[], T]) -> T:
-        found = self.load(kind, key)
+    def get_or_create(self, kind: str, key: str, create: Callable[[], T],
+                      valid: Callable[[Any], bool] | None = None) -> T:
+        found = self.load(kind, key, valid)
         if found is not None:
             self.hits += 1
             return found

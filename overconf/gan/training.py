@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from overconf.core.cache import Cache, content_key, set_values, tensor_digest
 from overconf.core.device import autocast, memory_format, precision, to_cpu, to_device_images
 from overconf.core.errors import ConfigError, TrainingDivergedError
+from overconf.core.plain_data import is_state_dict_of
 from overconf.core.seeding import derive_seed, generator, isolated_rng
 from ..config.gan import GanConfig, GanRecipe
 from .models import GANS, Discriminator, Generator
@@ -130,10 +131,11 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     job = dataclasses.replace(job, precision=precision(device))
     key = job.key
     gen, disc = job.build()
-    found = cache.load("generators", key)
+    valid = stored_generator_of(gen)
+    found = cache.load("generators", key, valid)
     if found is None:
         with cache.lock("generators", key, job.name):  # another run may be training it: wait, then reuse
-            found = cache.load("generators", key)
+            found = cache.load("generators", key, valid)
             if found is None:
                 return _train_and_store_generator(job, gen, disc, cache, device, progress, log_dir, log_every,
                                                   checkpoint_every)
@@ -142,12 +144,26 @@ def load_or_train_generator(job: GanJob, cache: Cache, device: torch.device, *, 
     return TrainedGenerator(key, gen.to(device).eval(), found["history"], found["seconds"], job)
 
 
+def stored_generator_of(gen: Generator):
+    """The structure check of a ``generators`` entry of ``gen`` (:meth:`Cache.load`'s ``valid``)."""
+    template = gen.state_dict()
+    return lambda d: (is_state_dict_of(d["generator"], template) and isinstance(d["history"], list)
+                      and isinstance(d["seconds"], (int, float)))
+
+
+def resumable_gan_state_of(gen: Generator, disc: Discriminator):
+    """The structure check of a GAN's ``partial`` entry: a :class:`GanState` of ``gen`` and ``disc``."""
+    g, d_ = gen.state_dict(), disc.state_dict()
+    return lambda d: (d.keys() == {f.name for f in dataclasses.fields(GanState)} and isinstance(d["step"], int)
+                      and is_state_dict_of(d["generator"], g) and is_state_dict_of(d["discriminator"], d_))
+
+
 def _train_and_store_generator(job: GanJob, gen: Generator, disc: Discriminator, cache: Cache, device: torch.device,
                                progress: bool, log_dir: str | Path | None, log_every: int,
                                checkpoint_every: float) -> TrainedGenerator:
     key = job.key
     cache.misses += 1
-    resume = cache.load("partial", key)
+    resume = cache.load("partial", key, resumable_gan_state_of(gen, disc))
     state = GanState(**resume) if resume is not None else None
     if state is not None:
         log.info("resuming %s from step %d", job.name, state.step)

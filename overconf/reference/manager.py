@@ -40,8 +40,8 @@ from overconf.core.errors import ConfigError
 from overconf.core.device import precision, to_cpu
 from ..models import build_model
 from overconf.core.seeding import derive_seed, generator
-from ..training.jobs import ClassifierJob, load_or_train
-from ..training.batched import GroupState, has_batchnorm, train_batched
+from ..training.jobs import ClassifierJob, load_or_train, stored_model_of
+from ..training.batched import GroupState, has_batchnorm, is_group_state, train_batched
 from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
 from .logits import stacked_logits
 from .keep import balanced_keep
@@ -140,7 +140,8 @@ class ReferenceSet:
     def state_dicts(self, ks: list[int], cache: Cache, device: torch.device,
                     progress: bool = False) -> list[dict[str, torch.Tensor]]:
         """State dicts of models ``ks``, training (or resuming) the ones the cache lacks."""
-        found = {k: cache.load("models", self.model_keys[k]) for k in ks}
+        valid = stored_model_of(self.template())  # a stored entry must fit the architecture
+        found = {k: cache.load("models", self.model_keys[k], valid) for k in ks}
         missing = [k for k in ks if found[k] is None]
         cache.hits += len(ks) - len(missing)
         if missing:
@@ -161,7 +162,8 @@ class ReferenceSet:
         """Under the group's file lock: another run sharing the cache may have trained them meanwhile."""
         group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
         with cache.lock("partial", group_key, f"reference models {ks[0]}-{ks[-1]}"):
-            stored = [cache.load("models", self.model_keys[k]) for k in ks]
+            valid = stored_model_of(self.template())
+            stored = [cache.load("models", self.model_keys[k], valid) for k in ks]
             if all(s is not None for s in stored):
                 return [s["state_dict"] for s in stored]
             return self._train_group_unlocked(ks, cache, device, progress, checkpoint_every)
@@ -171,7 +173,7 @@ class ReferenceSet:
         jobs = [self.job(k) for k in ks]
         models = [j.build() for j in jobs]
         group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
-        resume = cache.load("partial", group_key)
+        resume = cache.load("partial", group_key, is_group_state)
         if resume is not None:
             log.info("resuming reference models %s from epoch %d", ks, resume["epoch"])
         save_partial = cache.partial_saver(group_key, checkpoint_every)
@@ -209,7 +211,7 @@ class ReferenceSet:
             keys = {k: content_key({"kind": "reference_outputs", "version": REFERENCE_VERSION,
                                     "model": self.model_keys[k], "x": digest, **scored}) for k in group}
             for k in group:
-                found = cache.load("reference_outputs", keys[k])
+                found = cache.load("reference_outputs", keys[k], lambda t: t.shape == (len(x), self.num_classes))
                 if found is not None:
                     out[k] = found
             need = [k for k in group if k not in out]
@@ -309,8 +311,7 @@ def check_reference(ctx: SeedContext) -> None:
             f"{reserve} reserve images of the train pool; lower them or the data.splits sizes")
     c, h, _ = ds.shape
     for m in ctx.models:
-        arch = r.arch or m.arch
-        params = r.params if r.arch else m.params
+        arch, params = (r.arch, r.params) if r.arch else (m.arch, m.params)
         if r.mode == "batched":
             model = build_model(arch, in_channels=c, num_classes=ds.num_classes, image_size=h, **params)
             if has_batchnorm(model):

@@ -77,12 +77,17 @@ def png_bytes(fig, dpi: int) -> bytes:
     return buf.getvalue()
 
 
+def is_bytes(data) -> bool:
+    """The structure of a ``figures`` entry: a file's bytes."""
+    return isinstance(data, bytes)
+
+
 def cached_png(cache: Cache | None, path: Path, content: Any, draw: Callable[[], Any], dpi: int) -> Path:
     """Write the PNG of ``draw()`` (a figure showing ``content``) to ``path``: the stored bytes
     when the same content was drawn by the same code before, else drawn now and stored."""
     key = artifact_key(f"png:{path.name}", content)
-    data = cache.load("figures", key) if cache is not None else None
-    if not isinstance(data, bytes):
+    data = cache.load("figures", key, is_bytes) if cache is not None else None
+    if data is None:
         data = png_bytes(draw(), dpi)
         if cache is not None:
             cache.save("figures", key, data)
@@ -94,8 +99,8 @@ def cached_file(cache: Cache | None, path: Path, content: Any, write: Callable[[
     """Like :func:`cached_png` for a drawing function that saves its figure itself: ``write(path)``
     runs only when no file of the same content by the same code is stored."""
     key = artifact_key(f"file:{path.name}", content)
-    data = cache.load("figures", key) if cache is not None else None
-    if isinstance(data, bytes):
+    data = cache.load("figures", key, is_bytes) if cache is not None else None
+    if data is not None:
         atomic_write_bytes(path, data)
         return path
     write(path)

@@ -52,8 +52,8 @@ def write_tensorboard(result, folder: Path, cache=None) -> None:
                    "scores": pairs(cell.scores), "thresholds": pairs(cell.thresholds),
                    "fp_grid": cfg.report.fp_grid, "roc_sources": roc_sources(cell, cfg)}
         key = artifact_key("tensorboard", content)
-        files = cache.load("tensorboard", key) if cache is not None else None
-        if isinstance(files, list):
+        files = cache.load("tensorboard", key, is_recorded_events) if cache is not None else None
+        if files is not None:
             replay_events(logdir, files)
             continue
         before = set(logdir.glob("events.out.tfevents.*")) if logdir.is_dir() else set()
@@ -67,6 +67,11 @@ def _writer_order(path: Path) -> tuple:
     """Event files in the order their writers were opened (the name ends with a global counter)."""
     last = path.name.rsplit(".", 1)[-1]
     return (int(last) if last.isdigit() else 0, path.name)
+
+
+def is_recorded_events(files) -> bool:
+    """The structure of a ``tensorboard`` entry: per event file, the list of its records (bytes)."""
+    return isinstance(files, list) and all(isinstance(f, list) and all(isinstance(r, bytes) for r in f) for f in files)
 
 
 def recorded_events(path: Path) -> list[bytes]:

@@ -73,5 +73,14 @@ def cached_outputs(cache: Cache, model_key: str, model: Classifier, x: torch.Ten
         logits, feats = compute_outputs(model, x, device)
         return {"logits": logits, "features": feats, "labels": labels.clone()}
 
-    d = cache.get_or_create("outputs", key, create)
+    d = cache.get_or_create("outputs", key, create, valid=lambda d: is_outputs_entry(d, len(x)))
     return Outputs(d["logits"], d["features"], d["labels"])
+
+
+def is_outputs_entry(d: dict, n: int | None = None) -> bool:
+    """The structure of a stored :class:`Outputs` (a dict of its three tensors): logits [N, K],
+    features and labels [N] of the same N (``n`` when given)."""
+    logits, feats, labels = d["logits"], d["features"], d["labels"]
+    return (all(isinstance(t, torch.Tensor) for t in (logits, feats, labels)) and logits.dim() == 2
+            and labels.dim() == 1 and len(logits) == len(feats) == len(labels)
+            and (n is None or len(logits) == n))

@@ -26,6 +26,7 @@ import torch
 
 from overconf.core.cache import Cache, content_key, tensor_digest
 from overconf.signals.contexts import SeedContext
+from overconf.signals.outputs import Outputs, is_outputs_entry
 from overconf.core.registry import Registry
 
 SIGNALS: Registry = Registry("signal")
@@ -88,7 +89,7 @@ def as_request(r: Requirement) -> SignalRequest:
     return r if isinstance(r, SignalRequest) else SignalRequest(r)
 
 
-def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor:
+def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor | Outputs:
     req = as_request(request)
     producer = SIGNALS[req.name]
     what = {"kind": "signal", "name": req.name, "version": getattr(producer, "version", 1),
@@ -97,5 +98,23 @@ def cached_signal(request: Requirement, ctx: SignalContext) -> torch.Tensor:
     if req.params:
         what["params"] = dict(req.params)
     key = content_key(what)
-    return ctx.cache.get_or_create("signals", key, lambda: producer(ctx, **dict(req.params)))
+    stored = ctx.cache.get_or_create("signals", key, lambda: signal_entry(producer(ctx, **dict(req.params))),
+                                     valid=is_signal_entry)
+    return Outputs(**stored) if isinstance(stored, dict) else stored
+
+
+def signal_entry(signal: torch.Tensor | Outputs) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A producer's result as plain data for the cache: a tensor as it is, an :class:`Outputs`
+    as the dict of its tensors."""
+    if isinstance(signal, Outputs):
+        return {"logits": signal.logits, "features": signal.features, "labels": signal.labels}
+    if not isinstance(signal, torch.Tensor):
+        raise TypeError(f"a signal producer returned a {type(signal).__name__}; it must return a tensor or Outputs")
+    return signal
+
+
+def is_signal_entry(stored) -> bool:
+    """The structure of a ``signals`` entry: a tensor, or the dict of an :class:`Outputs`."""
+    return isinstance(stored, torch.Tensor) or (isinstance(stored, dict) and stored.keys() == {
+        "logits", "features", "labels"} and is_outputs_entry(stored))
 

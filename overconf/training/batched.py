@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -50,6 +50,12 @@ class GroupState:
     batch_rngs: list[torch.Tensor]
     global_rng: torch.Tensor
     histories: list[list[dict]] = field(default_factory=list)
+
+
+def is_group_state(stored: dict) -> bool:
+    """The structure of a stored :class:`GroupState` (a group's ``partial`` cache entry): its fields."""
+    return (stored.keys() == {f.name for f in fields(GroupState)} and isinstance(stored["epoch"], int)
+            and isinstance(stored["params"], dict) and isinstance(stored["batch_rngs"], list))
 
 
 def unstack(stacked: dict[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ import torch
 from overconf.core.cache import Cache, content_key, set_values, tensor_digest
 from ..config import Recipe
 from overconf.core.device import precision, to_cpu
+from overconf.core.plain_data import is_state_dict_of
 from ..models import Classifier, build_model
 from overconf.core.seeding import isolated_rng
 from .hooks import DEFAULT_HOOKS, TrainingHooks
@@ -109,16 +110,33 @@ def load_or_train(job: ClassifierJob, cache: Cache, device: torch.device, *, pro
     job = dataclasses.replace(job, precision=precision(device))
     key = job.key
     model = job.build()
-    found = _finite_or_none(cache.load("models", key), cache, key, job.name)
+    valid = stored_model_of(model)
+    found = _finite_or_none(cache.load("models", key, valid), cache, key, job.name)
     if found is None:
         with cache.lock("models", key, job.name):  # another run may be training it: wait, then reuse
-            found = cache.load("models", key)
+            found = cache.load("models", key, valid)
             if found is None:
                 return _train_and_store(job, model, cache, device, progress, checkpoint_every)
     cache.hits += 1
     model.load_state_dict(found["state_dict"])
     return TrainedClassifier(key, model.to(device).eval(), found["history"], job,
                              *(float(found.get(k, float("nan"))) for k in ("train_seconds", "train_cpu_seconds")))
+
+
+def stored_model_of(model: torch.nn.Module):
+    """The structure check of a ``models`` entry of ``model`` (:meth:`Cache.load`'s ``valid``): its
+    state dict fits the architecture and its history is a list of epochs."""
+    template = model.state_dict()
+    return lambda d: is_state_dict_of(d["state_dict"], template) and isinstance(d["history"], list)
+
+
+def resumable_state_of(model: torch.nn.Module):
+    """The structure check of a classifier's ``partial`` entry: a :class:`TrainState` of ``model``."""
+    template = model.state_dict()
+    allowed = {f.name for f in dataclasses.fields(TrainState)} | {"train_seconds", "train_cpu_seconds"}
+    needed = {"epoch", "model", "optimizer", "batch_rng", "global_rng"}
+    return lambda d: (needed <= d.keys() <= allowed and isinstance(d["epoch"], int)
+                      and is_state_dict_of(d["model"], template) and isinstance(d["optimizer"], dict))
 
 
 def _finite_or_none(found: dict | None, cache: Cache, key: str, name: str) -> dict | None:
@@ -136,7 +154,7 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
                      checkpoint_every: float) -> TrainedClassifier:
     key = job.key
     cache.misses += 1
-    resume = cache.load("partial", key)
+    resume = cache.load("partial", key, resumable_state_of(model))
     before, cpu_before = ((float(resume.pop("train_seconds", 0.0)), float(resume.pop("train_cpu_seconds", 0.0)))
                           if resume is not None else (0.0, 0.0))  # resumed: the earlier parts' time
     resume_state = TrainState(**resume) if resume is not None else None

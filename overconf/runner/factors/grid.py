@@ -27,7 +27,7 @@ from overconf.core.errors import ConfigError
 from overconf.signals.outputs import Outputs, cached_outputs
 from overconf.core.seeding import derive_seed, generator
 from overconf.training.batched import has_batchnorm, train_batched
-from overconf.training.jobs import ClassifierJob, TrainedClassifier, load_or_train
+from overconf.training.jobs import ClassifierJob, TrainedClassifier, load_or_train, stored_model_of
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def train_configuration(jobs: list[ClassifierJob], cache: Cache, device: torch.d
                         progress: bool = False) -> list[TrainedClassifier]:
     """The models of one configuration: from the cache, else trained (batched when every missing
     model can be) and stored under each job's key."""
-    missing = [j for j in jobs if cache.load("models", j.key) is None]
+    missing = [j for j in jobs if cache.load("models", j.key, stored_model_of(j.build())) is None]
     if len(missing) >= 2 and not has_batchnorm(missing[0].build()):
         n = len(missing[0].labels)
         x = torch.cat([j.inputs() for j in missing])

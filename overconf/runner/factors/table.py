@@ -38,7 +38,8 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
                        "test": [tensor_digest(b) for b in blocks.test], "cal": tensor_digest(blocks.calibration),
                        "sources": {k: tensor_digest(v.x) for k, v in sources.items()}, "conf": conf,
                        "eval_size": cfg.data.eval_size, "attacks": dataclasses.asdict(cfg.attacks), "seed": cfg.seed})
-    found = cache.load("factor_rows", key)
+    found = cache.load("factor_rows", key, lambda rows: isinstance(rows, list) and len(rows) == r_count
+                       and all(isinstance(r, dict) for r in rows))
     if found is not None:
         cache.hits += 1
         return found
