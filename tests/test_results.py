@@ -72,7 +72,8 @@ def _run_folder(tmp_path, cfg_dict):
     d = tmp_path / "run"
     d.mkdir()
     (d / "config.yaml").write_text(yaml.safe_dump(cfg_dict, sort_keys=False))
-    (d / "results.json").write_text("[]")
+    (d / "results.json").write_text(json.dumps([{"model": "m", "seed": 0, "setting": "baseline", "attack": "-",
+                                                 "source": "test", "metric": "accuracy", "value": 0.5}]))
     (d / "status.json").write_text(json.dumps({"status": "complete"}))
     torch.save({}, d / "per_sample.pt")
     return d

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -130,7 +131,24 @@ def _per_seed(rows: list[dict], model: str, setting: str, attack: str, sources: 
     return out
 
 
-def run_entries(run: RunData, attack: str) -> tuple[list[Entry], list[str]]:
+def run_labels(runs: list[RunData]) -> list[str]:
+    """Each run's label: the shortest suffix of its resolved folder's path that no other run's
+    path ends with at the same length (``exp1/r`` and ``exp2/r`` for two runs named ``r``)."""
+    parts = [run.run_dir.resolve().parts for run in runs]
+
+    def suffix(p: tuple[str, ...], n: int) -> tuple[str, ...]:
+        return p[-n:] if n < len(p) else p
+
+    labels = []
+    for i, p in enumerate(parts):
+        n = next(n for n in range(1, len(p) + 1)
+                 if all(suffix(q, n) != suffix(p, n) for j, q in enumerate(parts) if j != i))
+        labels.append("/".join(suffix(p, n)) if n < len(p) else str(Path(*p)))
+    return labels
+
+
+def run_entries(run: RunData, attack: str, label: str | None = None) -> tuple[list[Entry], list[str]]:
+    """The entries of ``run`` (labelled ``label``, default its folder's name) and its sources."""
     t = Table(run.rows)
     infos = setting_infos(run.config)
     sources = [s for s in ordered([r for r in run.rows if r["attack"] == attack], "source") if s != "shadow"]
@@ -155,7 +173,7 @@ def run_entries(run: RunData, attack: str) -> tuple[list[Entry], list[str]]:
             values |= {f"wasserstein:{s}": float(wasserstein_distance(ms["members"].numpy(), ms[s].numpy()))
                        if "members" in ms and s in ms and len(ms[s]) else float("nan") for s in sources}
             info = infos.get(setting, SettingInfo(setting))
-            entries.append(Entry(run.name, model, info, values, samples,
+            entries.append(Entry(label or run.name, model, info, values, samples,
                                  _per_seed(run.rows, model, setting, attack, sources, ref)))
     return entries, sources
 
@@ -168,17 +186,22 @@ def build_comparison(runs: list[RunData], attack: str | None = None, baseline: s
     attack = attack or (DEFAULT_ATTACK if DEFAULT_ATTACK in attacks else attacks[0])
     if attack not in attacks:
         raise OverconfError(f"attack '{attack}' is not in the runs; they hold: {', '.join(attacks)}")
-    datasets = {run.name: run.dataset for run in runs}
+    paths = [run.run_dir.resolve() for run in runs]
+    twice = next((run.run_dir for run, p in zip(runs, paths) if paths.count(p) > 1), None)
+    if twice is not None:
+        raise OverconfError(f"run folder '{twice}' is given twice; list each run once")
+    labels = run_labels(runs)
+    datasets = {label: run.dataset for label, run in zip(labels, runs)}  # one per run: labels are distinct
     if len(set(datasets.values())) > 1:
         raise OverconfError(
             "the runs are on different datasets (" + ", ".join(f"{k}: {v}" for k, v in datasets.items())
             + "), whose rates cannot be pooled into one comparison or verdict; compare the runs of one "
               "dataset at a time")
     entries, per_run = [], []
-    for run in runs:
-        e, s = run_entries(run, attack)
+    for run, label in zip(runs, labels):
+        e, s = run_entries(run, attack, label)
         entries += e
-        per_run.append((run.name, s))
+        per_run.append((label, s))
     sources = [x for x in per_run[0][1] if all(x in s for _, s in per_run)] if per_run else []
     notes = []
     left_out = list(dict.fromkeys(x for _, s in per_run for x in s if x not in sources))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,6 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
     """config.yaml (as a typed StudyConfig) + results.json + per_sample.pt of a finished
     ``overconf run``; a missing or
     damaged file is an error naming it, an unfinished run is refused (``require_complete``)."""
-    from .per_sample import load_per_sample
-
     run_dir = Path(run_dir)
     if require_complete:
         check_complete(run_dir)
@@ -92,13 +91,25 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
         raise _damaged(run_dir, "results.json", f"not valid JSON: {e}") from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in ROW_KEYS) for r in rows):
         raise _damaged(run_dir, "results.json", f"not a list of rows with keys {', '.join(ROW_KEYS)}")
-    try:
-        per_sample = load_per_sample(run_dir / "per_sample.pt")
-    except Exception as e:  # torch.load: UnpicklingError, RuntimeError, EOFError, ... on a damaged file
-        raise _damaged(run_dir, "per_sample.pt", f"{type(e).__name__}: {e}") from None
-    if not isinstance(per_sample, dict):
-        raise _damaged(run_dir, "per_sample.pt", "not a mapping of cells")
+    if not rows:  # a finished run writes at least its models' accuracy rows
+        raise _damaged(run_dir, "results.json", "it holds no rows")
+    per_sample = read_per_sample(run_dir)
     return RunData(run_dir, config, rows, per_sample)
+
+
+def read_per_sample(run_dir: Path) -> dict:
+    """``run_dir/per_sample.pt`` (:func:`overconf.report.per_sample.load_per_sample`); a file that is
+    not plain data, or not of its structure, is one error naming it ("damaged"), never run."""
+    from .per_sample import load_per_sample
+
+    try:
+        return load_per_sample(run_dir / "per_sample.pt")
+    except pickle.UnpicklingError:  # names a class or function: refused by the weights-only unpickler
+        raise _damaged(run_dir, "per_sample.pt", "it holds more than plain tensors, numbers and strings, so it "
+                                                 "was not loaded: not written by overconf, or forged") from None
+    except Exception as e:  # RuntimeError, EOFError (truncated), ValueError (another structure)
+        why = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise _damaged(run_dir, "per_sample.pt", f"{type(e).__name__}: {why}" if why else type(e).__name__) from None
 
 
 @dataclass

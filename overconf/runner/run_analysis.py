@@ -114,9 +114,9 @@ def run_analyses(run, only: list[str] | None = None, per_sample: dict | None = N
     cfg, run_dir = run.cfg, Path(run.run_dir)
     chosen = selected(cfg, only)
     if per_sample is None and (run_dir / "per_sample.pt").exists():
-        from overconf.report.per_sample import load_per_sample
+        from overconf.report.runs import read_per_sample
 
-        per_sample = load_per_sample(run_dir / "per_sample.pt")
+        per_sample = read_per_sample(run_dir)
     hits, misses = run.cache.hits, run.cache.misses
     analyses = {name: ANALYSES[name]() for name in chosen}
     results: dict[str, dict] = {name: {} for name in chosen}
