@@ -5,10 +5,12 @@ import argparse
 import errno
 import inspect
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from overconf.core.errors import OverconfError
+from overconf.core.interrupts import Terminated, sigterm_as_interrupt
 
 DESCRIPTION = """\
 overconf: do score-based membership inference attacks flag data the model never saw?
@@ -287,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        with sigterm_as_interrupt():
+            return args.func(args)
     except OverconfError as e:
         logging.getLogger("overconf").debug("traceback", exc_info=True)
         print(f"overconf: error: {e}", file=sys.stderr)
@@ -296,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("overconf").debug("traceback", exc_info=True)
         print(f"overconf: error: {os_error_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("overconf: interrupted; finished models and outputs are cached, re-run to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"overconf: {what}; finished models and outputs are cached, re-run to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ dataclasses. A class with a ``from_config(value, where)`` classmethod parses its
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -85,7 +86,10 @@ def convert(tp, value: Any, where: str):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"'{where}' must be a number, got {value!r}")
-        return float(value)
+        number = float(value) if isinstance(value, float) or abs(value) < 2 ** 1023 else math.inf
+        if not math.isfinite(number):  # YAML's .inf / .nan: no key of the schema means anything by them
+            raise ConfigError(f"'{where}' must be a finite number, got {value}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"'{where}' must be a string, got {value!r}")

@@ -2,6 +2,7 @@
 and outputs run. Neither enters a cache key; torch-free like the rest of overconf.config."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .convert import check as _check
@@ -32,6 +33,10 @@ class RayConfig:
     """CPUs of a local runtime (address null); null: every CPU of the machine"""
 
     def __post_init__(self):
+        _check(self.address is None or is_ray_address(self.address),
+               f"ray.address = '{self.address}' is not a Ray address; use auto, HOST:PORT (the head node's port, "
+               f"e.g. 10.0.0.5:6379) or ray://HOST:PORT (Ray Client, port 10001), or leave it empty (null) for a "
+               f"local Ray runtime")
         _check(self.storage in RAY_STORAGE, f"ray.storage = '{self.storage}' is not allowed; use one of: "
                f"{', '.join(RAY_STORAGE)}")
         _check(self.num_cpus > 0, f"ray.num_cpus must be > 0, got {self.num_cpus}")
@@ -39,6 +44,15 @@ class RayConfig:
         _check(self.threads is None or self.threads >= 1, f"ray.threads must be >= 1, got {self.threads}")
         _check(self.max_retries >= 0, f"ray.max_retries must be >= 0, got {self.max_retries}")
         _check(self.local_cpus is None or self.local_cpus >= 1, f"ray.local_cpus must be >= 1, got {self.local_cpus}")
+
+
+def is_ray_address(address: str) -> bool:
+    """What ``ray.init(address=...)`` accepts: ``auto``, ``local``, ``SCHEME://...`` (``ray://``
+    Ray Client) or ``HOST:PORT``."""
+    if address in ("auto", "local") or re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address):
+        return True
+    host, _, port = address.rpartition(":")
+    return bool(host) and " " not in host and port.isdigit() and 0 < int(port) < 65536
 
 
 def check_executor_name(name: str) -> None:

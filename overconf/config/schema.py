@@ -7,6 +7,7 @@ above and the runner's registry checks (``overconf.runner.validation``) read the
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,10 @@ class Recipe(FastRecipeKeys):
                 raise ConfigError(
                     f"recipe.{name} = '{getattr(self, name)}' is not allowed; use one of: {', '.join(allowed)}"
                 )
+        for f in dataclasses.fields(self):  # inf / nan also when built directly, not from YAML
+            value = getattr(self, f.name)
+            _check(not isinstance(value, float) or math.isfinite(value),
+                   f"recipe.{f.name} must be a finite number, got {value}")
         _check(self.epochs >= 0, "recipe.epochs must be >= 0")
         _check(self.batch_size >= 1, "recipe.batch_size must be >= 1")
         _check(self.lr > 0, "recipe.lr must be > 0")

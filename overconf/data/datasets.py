@@ -128,6 +128,25 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def check_labelled(images: torch.Tensor, labels: torch.Tensor, num_classes: int, images_file: str,
+                   labels_file: str, fix: str) -> None:
+    """Labels that belong to the images: uint8 images [N, C, H, W], labels [N] in [0, num_classes);
+    else one DataError naming the file (images and labels that do not match would train on noise)."""
+    if images.dim() != 4:
+        raise DataError(f"{images_file} does not hold images: an array of shape {tuple(images.shape)}, where images "
+                        f"need [N, height, width] (or [N, channels, height, width]); {fix}")
+    if labels.dim() != 1:
+        raise DataError(f"{labels_file} does not hold labels: an array of shape {tuple(labels.shape)}, where labels "
+                        f"need one dimension [N]; {fix}")
+    if len(labels) != len(images):
+        raise DataError(f"{labels_file} holds {len(labels)} labels but {images_file} holds {len(images)} images: "
+                        f"the files do not belong together; {fix}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise DataError(f"{labels_file} holds label {bad}, outside the {num_classes} classes 0..{num_classes - 1}; "
+                        f"{fix}")
+
+
 def _find_idx(folder: Path, stem: str) -> Path | None:
     for name in (f"{stem}.gz", stem):
         if (folder / name).is_file():
@@ -153,8 +172,11 @@ def fashion_mnist(root: str | None = None, download: bool = False) -> ImageDatas
         paths = [_find_idx(folder, s) for s in stems]
         if all(paths):
             arrays = [torch.from_numpy(_read_idx(p).copy()) for p in paths]
-            return ImageDataset("fashion_mnist", arrays[0].unsqueeze(1), arrays[1].long(),
-                                arrays[2].unsqueeze(1), arrays[3].long(), FASHION_MNIST_CLASSES)
+            images = [a.unsqueeze(1) if a.dim() == 3 else a for a in arrays[0::2]]  # [N, H, W] -> [N, 1, H, W]
+            for x, y, (xp, yp) in zip(images, arrays[1::2], (paths[0:2], paths[2:4])):
+                check_labelled(x, y, len(FASHION_MNIST_CLASSES), f"'{xp}'", f"'{yp}'", FASHION_MNIST_FIX)
+            return ImageDataset("fashion_mnist", images[0], arrays[1].long(), images[1], arrays[3].long(),
+                                FASHION_MNIST_CLASSES)
     where = " or ".join(str(c) for c in candidates)
     raise DataNotFoundError(
         f"Fashion-MNIST not found in {where}. Install it with "
@@ -214,6 +236,10 @@ def _torchvision(name: str, root: str | None, download: bool, make_split, classe
         xs.append(x.to(torch.uint8).contiguous())
         ys.append(torch.as_tensor(np.asarray(labels)).long())
     classes = classes or list(getattr(train, "classes", [str(i) for i in range(int(ys[0].max()) + 1)]))
+    for split, x, y in zip(("train", "test"), xs, ys):
+        where = f"the {split} split of {name} under '{root}'"
+        check_labelled(x, y, len(classes), f"the images of {where}", f"the labels of {where}",
+                       "replace its files with a good copy (or data.download=true where there is network)")
     return ImageDataset(name, xs[0], ys[0], xs[1], ys[1], classes)
 
 

@@ -84,9 +84,12 @@ def divergence_error(desc: str, recipe: Recipe, detail: str) -> TrainingDiverged
     if recipe.optimizer == "sgd":
         values += f", momentum={recipe.momentum:g}"
     values += f", batch_size={recipe.batch_size}, weight_decay={recipe.weight_decay:g}"
+    lower = recipe.lr / 10
+    example = (f"e.g. --set recipe.lr={lower:g}" if math.isfinite(lower) and lower > 0
+               else "a finite value such as --set recipe.lr=0.001")  # never suggest inf, nan or 0
     return TrainingDivergedError(
-        f"training of {desc} diverged ({detail}) with recipe {values}; lower recipe.lr (e.g. --set "
-        f"recipe.lr={recipe.lr / 10:g}, or the lr of the model's or setting's recipe override) or change "
+        f"training of {desc} diverged ({detail}) with recipe {values}; lower recipe.lr ({example}, or the lr "
+        f"of the model's or setting's recipe override) or change "
         f"recipe.optimizer / batch_size / weight_decay. Nothing was cached for this model")
 
 

@@ -56,7 +56,7 @@ def ensure_runtime(ray, cfg) -> None:
     kw = {"address": cfg.ray.address} if cfg.ray.address else {"num_cpus": cfg.ray.local_cpus}
     try:
         info = ray.init(**kw, log_to_driver=True)
-    except ConnectionError as e:
+    except (ConnectionError, ValueError) as e:  # ValueError: "Invalid address format" (e.g. from RAY_ADDRESS)
         raise ConfigError(f"cannot connect to the Ray cluster at ray.address = '{cfg.ray.address}' ({e}); start it "
                           f"(ray start --head) or fix --ray-address / ray.address, or leave it empty for a local "
                           f"Ray runtime") from None
