@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>, a new folder for every "
                                  "run); a folder that holds a run is refused unless --overwrite")
     r.add_argument("--overwrite", action="store_true",
-                   help="with --out: delete the run already in that folder (results, figures, tensorboard/) first")
+                   help="with --out: delete the run already in that folder first (only the files and folders "
+                        "overconf writes; a folder holding anything else is refused)")
     r.add_argument("--executor", choices=("local", "ray"),
                    help="where trainings and outputs run: local (default) or ray, as tasks on a Ray runtime "
                         "(needs pip install 'overconf[ray]'; docs/guide/ray.md)")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from overconf.core.errors import StorageError
-from overconf.core.plain_data import load_plain, plain_bytes
+from overconf.core.plain_data import check_plain, load_plain, plain_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -194,8 +194,8 @@ class Cache:
         path = self.path(kind, key)
         if not self.enabled:
             return path
-        data = plain_bytes({"format": ENTRY_FORMAT, "kind": kind, "key": key, "payload": payload},
-                           f"the {kind} entry")
+        check_plain(payload, f"the {kind} entry")  # a TypeError naming the value that could not be read back
+        data = plain_bytes({"format": ENTRY_FORMAT, "kind": kind, "key": key, "payload": payload})
         try:
             atomic_write_bytes(path, hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
         except OSError as e:
