@@ -225,7 +225,14 @@ def reweighting(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
     for x in settings:
         acc = s.point(x, "accuracy") - s.point(base, "accuracy")
         acc_st = HOLDS if acc == 0 else FAILS
-        lines.append(f"`{x}` test accuracy change {acc:+.4f} (must be 0): {acc_st}")
+        swapped = [r["value"] for r in rows if r.get("setting") == x and r.get("source") == "defense"
+                   and r.get("metric") == "label_swapped_fraction"]
+        if swapped:  # keep_label: true swaps the label back: the accuracy is unchanged by construction
+            acc_st = INCONCLUSIVE
+            lines.append(f"`{x}` keeps the label by a fix-up (keep_label: true, label_swapped_fraction "
+                         f"{max(swapped):.4f}): accuracy unchanged by construction, not measured: {acc_st}")
+        else:
+            lines.append(f"`{x}` test accuracy change {acc:+.4f} on the released argmax (must be 0): {acc_st}")
         for attack in scored:
             parts = []
             for what in ("auroc", "advantage"):
