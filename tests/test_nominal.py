@@ -125,7 +125,7 @@ def test_records_summary_csv_and_figure(tmp_path):
     assert by[("level 0.01", "test")]["broken_fdr"] == 0.0 and len(recs) == 4
     cfg = SimpleNamespace(metrics=SimpleNamespace(confidence=0.95), report=SimpleNamespace(figures=True))
     text = "\n".join(nominal_summary(_rows(), cfg))
-    assert "over all 4 tests" in text and "**41.0 [37.9, 44.1]**" in text and "11.0 [9.1, 13.1]" in text
+    assert "over all 4 tests" in text and "**41.0 [37.9, 44.1]** ↑" in text and "11.0 [9.1, 13.1]" in text
     assert "`max_score` (nominal 10.0%): broken on ood 41.0% [37.9, 44.1]" in text
     assert "| max_score @ 1.00% | 1.0 (requested) |" in text and "| max_score | 10.0 (shadow) |" in text
     paths = write_nominal(SimpleNamespace(rows=_rows(), config=cfg), tmp_path)

@@ -104,17 +104,25 @@ def _row_label(attack: str, rule: str) -> str:
     return attack if rule == MAIN else f"{attack} @ {float(rule.split()[1]):.2%}"
 
 
+def off(r: dict, side: str) -> bool:
+    """Whether the realised FPR differs from the nominal after BH, on ``side``: 'above' (the promise
+    is broken: more false positives than promised) or 'below' (conservative)."""
+    return r["broken_fdr"] == 1.0 and (r["fpr"] > r["nominal_fpr"] if side == "above" else r["fpr"] < r["nominal_fpr"])
+
+
 def cell_text(group: list[dict]) -> str:
     """One source's realised FPR in percent: with its interval (one seed) or mean±sd and the seeds
-    whose promise is broken after BH; bold where broken after BH."""
+    that differ from the nominal after BH; bold where they do, with an arrow: above / below."""
     fpr = [r["fpr"] for r in group]
-    broken = sum(r["broken_fdr"] == 1.0 for r in group)
+    above, below = sum(off(r, "above") for r in group), sum(off(r, "below") for r in group)
     if len(group) == 1:
         r = group[0]
         text = f"{_pct(r['fpr'])} [{_pct(r['fpr_ci_low'])}, {_pct(r['fpr_ci_high'])}]"
     else:
-        text = f"{_pct(float(np.mean(fpr)))}±{_pct(float(np.std(fpr, ddof=1)))} ({broken}/{len(group)})"
-    return f"**{text}**" if broken else text
+        text = f"{_pct(float(np.mean(fpr)))}±{_pct(float(np.std(fpr, ddof=1)))} ({above + below}/{len(group)})"
+    if not above + below:
+        return text
+    return f"**{text}** " + ("↑" if above >= below else "↓")
 
 
 def nominal_table(recs: list[dict], model: str, setting: str) -> tuple[list[str], list[list[str]]]:
@@ -132,9 +140,10 @@ def nominal_table(recs: list[dict], model: str, setting: str) -> tuple[list[str]
 
 
 def broken_lines(recs: list[dict], model: str, setting: str, most: int = 6) -> list[str]:
-    """'attack (nominal x%): broken on source realised% [lo, hi], ...' for the promises broken after BH."""
+    """'attack (nominal x%): broken on source realised% [lo, hi], ...' for the promises broken after
+    BH (realised above the nominal)."""
     out = []
-    mine = [r for r in recs if r["model"] == model and r["setting"] == setting and r["broken_fdr"] == 1.0]
+    mine = [r for r in recs if r["model"] == model and r["setting"] == setting and off(r, "above")]
     for attack, rule in _rules(mine):
         these = [r for r in mine if r["attack"] == attack and r["rule"] == rule]
         these.sort(key=lambda r: -abs(r["fpr"] - r["nominal_fpr"]))
@@ -152,17 +161,19 @@ def nominal_summary(rows: list[dict], cfg, q: float = FDR) -> list[str]:
     if not recs:
         return []
     tests = [r for r in recs if not math.isnan(r["p_value"])]
-    n_fdr, n_raw = sum(r["broken_fdr"] == 1.0 for r in recs), sum(r["broken"] == 1.0 for r in recs)
+    n_above, n_below = sum(off(r, "above") for r in recs), sum(off(r, "below") for r in recs)
+    n_raw = sum(r["broken"] == 1.0 for r in recs)
     out = ["## Nominal vs realised FPR per source", "",
            "Each attack's rule promises an FPR: the level it was set for (requested: LiRA / RMIA `fpr` and "
            "`fpr_levels`, set on the shadow's non-members; QMIA's alpha and levels, its quantile regressor's "
            "levels on public non-members), else the shadow's FPR at the fitted threshold (set on: shadow). "
            f"Per source: the realised FPR with its {cfg.metrics.confidence:.0%} Clopper-Pearson interval, in percent "
-           "(several seeds: mean±sd and the seeds with a broken promise). **Bold**: the promise is broken, i.e. the "
-           "exact binomial test of realised = nominal rejects after Benjamini-Hochberg false discovery rate "
-           f"control at {q:.0%} over all {len(tests)} tests of this run (every source x attack x rule x "
-           f"setting x seed; statsmodels `multipletests`, `fdr_bh`): {n_fdr} broken ({n_raw} with the nominal "
-           "outside the unadjusted interval). Every test, with its p- and q-value: `nominal_fpr.csv`; figure: "
+           "(several seeds: mean±sd and the number of seeds that differ). **Bold**: the realised FPR differs from "
+           "the nominal, i.e. the exact binomial test of realised = nominal rejects after Benjamini-Hochberg false "
+           f"discovery rate control at {q:.0%} over all {len(tests)} tests of this run (every source x attack x "
+           f"rule x setting x seed; statsmodels `multipletests`, `fdr_bh`); ↑: above the nominal, the promise is "
+           f"broken ({n_above}); ↓: below it, conservative ({n_below}); {n_raw} nominals lie outside the unadjusted "
+           "interval. Every test, with its p- and q-value: `nominal_fpr.csv`; figure: "
            "`figures/nominal_vs_realised_*.png`.", ""]
     for model in ordered(recs, "model"):
         for setting in ordered(recs, "setting"):
@@ -171,7 +182,8 @@ def nominal_summary(rows: list[dict], cfg, q: float = FDR) -> list[str]:
                 continue
             out += [f"### {model} / {setting}", "", markdown_table(header, body), ""]
             lines = broken_lines(recs, model, setting)
-            out += (["Promises broken (after BH):", ""] + lines + [""]) if lines else ["No promise is broken after BH.", ""]
+            out += (["Promises broken (realised above nominal, after BH):", ""] + lines + [""]) if lines \
+                else ["No promise is broken after BH.", ""]
     return out
 
 
@@ -179,7 +191,7 @@ def nominal_summary(rows: list[dict], cfg, q: float = FDR) -> list[str]:
 def nominal_figure(recs: list[dict], model: str, setting: str):
     """Heat map: one row per attack rule, one column per source; colour log10(realised / nominal)
     (each offset by half a point, 0.5 / n, so that 0 stays finite), text the realised FPR in
-    percent, a black frame where the promise is broken after BH."""
+    percent (bold where it differs from the nominal after BH), a black frame where it is above it."""
     from .artifacts import plt
 
     mine = [r for r in recs if r["model"] == model and r["setting"] == setting]
@@ -187,6 +199,7 @@ def nominal_figure(recs: list[dict], model: str, setting: str):
     ratio = np.full((len(rules), len(sources)), np.nan)
     text = [["" for _ in sources] for _ in rules]
     frame = np.zeros_like(ratio, dtype=bool)
+    bold = np.zeros_like(ratio, dtype=bool)
     for i, (attack, rule) in enumerate(rules):
         for j, s in enumerate(sources):
             g = [r for r in mine if r["attack"] == attack and r["rule"] == rule and r["source"] == s]
@@ -196,14 +209,15 @@ def nominal_figure(recs: list[dict], model: str, setting: str):
             half = 0.5 / (g[0]["n"] if g[0]["n"] > 0 else 1.0)
             ratio[i, j] = math.log10((fpr + half) / (nominal + half))
             text[i][j] = _pct(fpr)
-            frame[i, j] = any(r["broken_fdr"] == 1.0 for r in g)
+            frame[i, j] = any(off(r, "above") for r in g)
+            bold[i, j] = any(r["broken_fdr"] == 1.0 for r in g)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(sources) + 2.4, 1.2 + 0.32 * len(rules)), layout="constrained")
     im = ax.imshow(ratio, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     for i in range(len(rules)):
         for j in range(len(sources)):
             if text[i][j]:
                 ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6.5,
-                        fontweight="bold" if frame[i, j] else "normal")
+                        fontweight="bold" if bold[i, j] else "normal")
             if frame[i, j]:
                 ax.add_patch(plt.Rectangle((j - 0.48, i - 0.48), 0.96, 0.96, fill=False, lw=1.2, ec="black"))
     nominal = {(a, ru): float(np.mean([r["nominal_fpr"] for r in mine if r["attack"] == a and r["rule"] == ru]))
@@ -211,7 +225,8 @@ def nominal_figure(recs: list[dict], model: str, setting: str):
     ax.set_yticks(range(len(rules)), [f"{_row_label(a, ru)} ({_pct(nominal[(a, ru)])}%)" for a, ru in rules],
                   fontsize=7)
     ax.set_xticks(range(len(sources)), sources, rotation=30, ha="right", fontsize=7)
-    ax.set_title(f"{model} / {setting}: realised FPR % (nominal in brackets); framed: broken (BH, FDR {FDR:.0%})",
+    ax.set_title(f"{model} / {setting}: realised FPR % (nominal in brackets); framed: above the nominal "
+                 f"(BH, FDR {FDR:.0%})",
                  fontsize=8)
     fig.colorbar(im, ax=ax, label="log10(realised / nominal)", shrink=0.8)
     return fig
