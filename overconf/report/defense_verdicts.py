@@ -15,7 +15,7 @@ the same samples), so a difference between two settings gets a percentile interv
 seeds a replicate is the mean over seeds of per-seed replicates. It is conditional on the trained
 models: it captures sampling noise of the evaluation sets, not training randomness (that needs
 seeds). A claim 'x < 0' holds when the whole 95% interval is below 0, does not hold when it is
-wholly above, and is inconclusive otherwise (:func:`overconf.report.verdicts.decide`); a ratio
+wholly above, and is inconclusive otherwise (:func:`overconf.report.intervals.decide`); a ratio
 comparison (claim 2) holds when the setting's ratio is larger in >= 97.5% of the replicates.
 The time cost is one measurement (no interval). Pure functions of a StudyResult's per-sample scores
 and rows (attacks and metrics never run a network).
@@ -29,7 +29,7 @@ import torch
 from overconf.core.seeding import generator
 from .defense_report import TEST, baseline_setting, setting_info
 from .tables import Table, ordered
-from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
+from .intervals import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
 
 N_BOOT = 1000
 ACC_COST = 0.05
