@@ -34,7 +34,7 @@ def analysed(tmp_path_factory):
         "sources": ["test", "gaussian"], "attacks": ["max_score", "lira"],
         "reference": {"num_models": 4, "population": 100},
         "settings": {"baseline": {}, "t10": {"calibration": {"name": "temperature", "T": 10}}},
-        "analysis": {"vulnerability": dict(FAST)},
+        "analysis": {"vulnerability": dict(FAST, protocol="both")},
         "cache_dir": str(tmp / "checkpoints"), "output_dir": str(tmp / "runs")}
     result = Study(config_from_dict(raw), tmp / "run").run()
     return result, raw, tmp
@@ -48,11 +48,18 @@ def test_a_study_with_an_analysis_section_writes_the_analysis(analysed):
     assert "## Vulnerable samples" in md and "salem_cnn / t10 / seed 0" in md
     rows = pd.read_csv(out / "rows.csv")
     frac = rows[(rows.metric == "vulnerable_fraction") & (rows.source == "members")]
-    assert set(frac.setting) == {"baseline", "t10"} and set(frac.fpr) == {0.01, 0.001}
+    assert set(frac.setting) == {"baseline", "t10"} and set(frac.fpr) == {0.01, 0.005}
+    assert set(frac.protocol) == {"overconf", "paper"}
+    loo = rows[rows.metric == "highly_vulnerable_fraction"]
+    assert len(loo) and (loo.protocol == "leave-one-out, Jebreel et al. 2025 (lira_analysis)").all()
+    claim = rows[rows.metric == "outlier_claim_auroc"]
+    assert set(claim.flag) >= {"vulnerable_paper_fpr0.01", "vulnerable_fpr0.01", "highly_vulnerable_fpr0.01"}
+    assert set(claim.verdict) <= {"holds", "does not hold", "inconclusive", "not tested"}
     assert ((frac.value >= 0) & (frac.value <= 1)).all()
     per = pd.read_parquet(out / "vulnerability" / "salem_cnn_baseline_s0_per_sample.parquet")
     assert len(per) == raw["data"]["eval_size"]
-    for col in ("scaled_logit", "vulnerable_fpr0.01", "highly_vulnerable_fpr0.001", "loo_tp_fpr0.01",
+    for col in ("scaled_logit", "vulnerable_fpr0.01", "vulnerable_paper_fpr0.005", "highly_vulnerable_fpr0.005",
+                "loo_tp_fpr0.01",
                 "score_max_score", "score_lira_online", "flag_lira_online", "centroid_distance", "knn_distance",
                 "loss_rank", "misclassified_by_shadow", "misclassified_by_references"):
         assert col in per, col
@@ -64,6 +71,11 @@ def test_a_study_with_an_analysis_section_writes_the_analysis(analysed):
     assert {"salem_cnn_baseline_s0_tsne.png", "salem_cnn_baseline_s0_gradcam.png",
             "salem_cnn_baseline_s0_most_vulnerable.png"} <= names
     assert not any(n.startswith("salem_cnn_t10_s0") and n.endswith(".png") for n in names)
+    assert "Verdict on seed 003's claim" in md and "outliers within their classes" in md  # quoted
+    assert "Jebreel et al. 2025" in md
+    side = pd.read_csv(out / "vulnerability" / "all_protocols.csv")
+    assert set(side.protocol) == {"overconf", "paper"} and set(side.setting) == {"baseline", "t10"}
+    assert set(pd.read_csv(out / "vulnerability" / "all_verdicts.csv").setting) == {"baseline", "t10"}
     prot = pd.read_csv(out / "vulnerability" / "all_protection.csv")
     assert set(prot.setting) == {"baseline", "t10"}
     base = prot[(prot.setting == "baseline") & (prot.baseline_flagged > 0)]
@@ -96,7 +108,8 @@ def test_thresholds_never_read_the_evaluation_nonmembers(analysed):
     res = Vulnerability().run(ctx, dict(params))
     phi_s = scaled_logit(ctx.log_probs("shadow", "nonmembers"), ctx.outputs("shadow", "nonmembers").labels)
     thr = {r["fpr"]: r["value"] for r in res.rows if r["metric"] == "threshold"}
-    assert thr == {f: threshold_at_fpr(phi_s, f) for f in (0.01, 0.001)}
+    assert thr == {f: threshold_at_fpr(phi_s, f) for f in (0.01, 0.005)}
+    assert {r.get("protocol") for r in res.rows if r["metric"] == "threshold"} == {"overconf"}  # the default
 
     ctx2 = next(contexts(Study(cfg, result.run_dir)))  # the evaluation non-members changed beyond recognition
     for label in ctx2.sources:
@@ -109,6 +122,36 @@ def test_thresholds_never_read_the_evaluation_nonmembers(analysed):
     for col in a.columns:
         if col.startswith(("vulnerable_", "highly_vulnerable_", "loo_")):
             assert a[col].equals(b[col]), col
+
+
+def test_paper_protocol_is_the_percentile_of_the_evaluation_nonmembers(analysed):
+    import numpy as np
+
+    result, _, _ = analysed
+    cfg = load_config(result.run_dir / "config.yaml")
+    params = Vulnerability().params({**FAST, "figures": "none", "protocol": "paper", "fprs": [0.01, 0.005, 0.001]})
+    ctx = next(contexts(Study(cfg, result.run_dir)))
+    res = Vulnerability().run(ctx, dict(params))
+    lp_e = ctx.log_probs("target", "nonmembers").numpy()
+    y_e = ctx.outputs("target", "nonmembers").labels.numpy()
+    lp_m = ctx.log_probs("target", "members").numpy()
+    y_m = ctx.outputs("target", "members").labels.numpy()
+
+    def phi(lp, y):  # direct: log p_y - log sum_{k != y} p_k, one row at a time
+        return np.array([lp[i, y[i]] - np.log(np.exp(np.delete(lp[i], y[i])).sum()) for i in range(len(y))])
+
+    phi_e, phi_m = phi(lp_e, y_e), phi(lp_m, y_m)
+    per = res.tables["per_sample"]
+    n = len(phi_e)
+    for fpr in (0.01, 0.005, 0.001):
+        t = np.percentile(phi_e, 100 * (1 - fpr))  # the authors' call: numpy's default linear interpolation
+        row = next(r for r in res.rows if r["metric"] == "threshold" and r["fpr"] == fpr)
+        assert row["protocol"] == "paper" and row["source"] == "test" and row["value"] == pytest.approx(t, abs=1e-9)
+        assert per[f"vulnerable_paper_fpr{fpr:g}"].tolist() == (phi_m >= t).tolist()
+        ok = next(r for r in res.rows if r["metric"] == "fpr_resolved" and r["fpr"] == fpr)["value"]
+        assert ok == float(fpr * n >= 1)
+    assert "vulnerable_fpr0.01" not in per  # protocol: paper alone: no shadow threshold
+    assert "Not resolved" in res.markdown and "FPR 0.001" in res.markdown
 
 
 def test_cli_analyze_and_its_errors(analysed, tmp_path, capsys):
@@ -136,6 +179,8 @@ def test_analysis_section_errors_name_the_key_and_the_fix(tiny_raw):
         config_from_dict(tiny_raw | {"analysis": {"vulnerability": {"fpr": 0.01}}})
     with pytest.raises(ConfigError, match="loo_score = 'rmia' is not allowed"):
         config_from_dict(tiny_raw | {"analysis": {"vulnerability": {"loo_score": "rmia"}}})
+    with pytest.raises(ConfigError, match="protocol = 'seed003' is not allowed; use one of: overconf, paper, both"):
+        config_from_dict(tiny_raw | {"analysis": {"vulnerability": {"protocol": "seed003"}}})
     cfg = config_from_dict(tiny_raw | {"analysis": {"vulnerability": None}})
     assert cfg.analysis == {"vulnerability": {}}
     assert "analysis" not in config_from_dict(tiny_raw).to_dict()  # no section: config.yaml as before

@@ -83,15 +83,21 @@ def test_reference_defense_is_fitted_per_model_on_its_own_training_points():
     assert release_defense(None) is None and release_defense(Component("none")) is None
     assert release_defense(Component("dp_sgd", {"noise_multiplier": 1.0})) is None  # training-time: in the models
     assert defense_key(Component("rounding", {"d": 1})) == {"release_defense": "rounding", "params": {"d": 1}}
+    # logit reweighting's outputs changed (raw logits, no label fix-up): its defended signals get new keys
+    assert defense_key(Component("logit_reweighting")) == {"release_defense": "logit_reweighting", "params": {},
+                                                           "version": 2}
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(5, 2, 3, generator=g)
-    train = [torch.randn(20, 3, generator=g).double().log_softmax(-1) for _ in range(2)]
-    defs = [DEFENSES["logit_reweighting"]().fit(DefenseContext(t, t.argmax(1), torch.empty(0, 3),
-                                                               torch.empty(0, dtype=torch.long), 0)) for t in train]
+    logits = torch.randn(5, 2, 3, generator=g) + 4  # raw logits, not centred
+    train = [torch.randn(20, 3, generator=g).double() + 4 for _ in range(2)]
+    defs = [DEFENSES["logit_reweighting"]().fit(DefenseContext(t.log_softmax(-1), t.argmax(1), torch.empty(0, 3),
+                                                               torch.empty(0, dtype=torch.long), 0, train_logits=t))
+            for t in train]
     out = released(logits, defs)
-    for k in range(2):  # model k's centroids, not the other's
-        assert torch.allclose(out[:, k], defs[k].release(logits[:, k].double().log_softmax(-1)))
-    assert not torch.allclose(defs[0].release(logits[:, 1].double().log_softmax(-1)), out[:, 1])
+    for k in range(2):  # model k's centroids, not the other's, on model k's raw logits
+        z = logits[:, k].double()
+        assert torch.allclose(out[:, k], defs[k].release_outputs(z.log_softmax(-1), z))
+    z = logits[:, 1].double()
+    assert not torch.allclose(defs[0].release_outputs(z.log_softmax(-1), z), out[:, 1])
 
 
 # ---------------------------------------------------------------- utility rows: training time
@@ -270,6 +276,13 @@ def test_defense_verdicts_on_known_effects():
     assert v["logit"] == "does not hold"
     text = defense_verdicts_markdown(result)
     assert "paired bootstrap" in text and text.count("**") == 8
+    # a label fix-up (keep_label: true) makes the accuracy unchanged by construction: not a finding
+    lr.sources = base.sources
+    fixed = SimpleNamespace(rows=rows + [{"model": "m", "seed": 0, "setting": "lr", "defense": "logit_reweighting",
+                                          "attacker": "same", "attack": "-", "source": "defense",
+                                          "metric": "label_swapped_fraction", "value": 0.02}], cells=cells)
+    status, lines = next((st, ln) for claim, st, ln in defense_verdicts(fixed, "m") if claim.startswith("logit"))
+    assert status == "inconclusive" and "by construction" in " ".join(lines), lines
 
 
 def test_memguard_verdict_in_a_study(reference_study):

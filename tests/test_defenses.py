@@ -20,24 +20,96 @@ def _lp(p):
 
 
 # ---------------------------------------------------------------- logit reweighting
+def _reweighted_by_hand(z, c, w=0.1):
+    """The published formula, one row at a time (the authors' notebook loop, written from its
+    description): k = argmax z, s = w cos(z, c_k), z' = s z + (1 - s) c_k, then log-softmax."""
+    out = []
+    for zi in z:
+        k = int(np.argmax(zi))
+        s = w * float(zi @ c[k] / (np.linalg.norm(zi) * np.linalg.norm(c[k])))
+        zp = s * zi + (1 - s) * c[k]
+        out.append(zp - math.log(np.exp(zp).sum()))
+    return np.array(out)
+
+
+def _ctx(train_z, labels, logits=True):
+    z = torch.tensor(train_z, dtype=torch.float64)
+    return DefenseContext(torch.log_softmax(z, 1), torch.tensor(labels), torch.empty(0, z.shape[1], dtype=torch.float64),
+                          torch.empty(0, dtype=torch.long), 0, train_logits=z if logits else None)
+
+
 def test_logit_reweighting_matches_a_hand_computed_example():
-    # zero-mean logits (the representative the defense uses), two training points per class
+    # zero-mean logits, two training points per class: raw and centred coincide here
     train_z = np.array([[2., -1., -1.], [4., -2., -2.], [-1., 3., -2.], [-1., 1., 0.], [0., -1., 1.], [-2., -1., 3.]])
-    labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    d = DEFENSES["logit_reweighting"](w=0.1).fit(DefenseContext(
-        torch.log_softmax(torch.tensor(train_z), 1), labels, torch.empty(0, 3, dtype=torch.float64),
-        torch.empty(0, dtype=torch.long), 0))
+    labels = [0, 0, 1, 1, 2, 2]
     c = np.array([[3., -1.5, -1.5], [-1., 2., -1.], [-1., -1., 2.]])  # class means by hand
-    assert np.allclose(d.centroids.numpy(), c)
     z = np.array([[1., 0.5, -1.5], [-0.5, -1., 1.5]])
-    out = d.release(torch.log_softmax(torch.tensor(z), 1)).numpy()
-    for i, k in enumerate([0, 2]):  # predicted classes
-        cos = float(z[i] @ c[k] / (np.linalg.norm(z[i]) * np.linalg.norm(c[k])))
-        s = 0.1 * cos
-        zp = s * z[i] + (1 - s) * c[k]
-        expected = zp - math.log(np.exp(zp).sum())
-        assert np.allclose(out[i], expected), (out[i], expected)
-    assert (out.argmax(1) == z.argmax(1)).all()
+    for logits in (True, False):
+        d = DEFENSES["logit_reweighting"](w=0.1).fit(_ctx(train_z, labels, logits))
+        assert np.allclose(d.centroids.numpy(), c)
+        zt = torch.tensor(z)
+        out = d.release_outputs(torch.log_softmax(zt, 1), zt if logits else None).numpy()
+        assert np.allclose(out, _reweighted_by_hand(z, c))
+        assert (out.argmax(1) == z.argmax(1)).all()
+
+
+def test_logit_reweighting_works_on_raw_non_centred_logits_as_published():
+    # raw logits with a per-row offset (as a real model's are): the defense must reweight these
+    # vectors themselves; the cosine of the centred ones is a different quantity
+    train_z = np.array([[6., 2., 1.], [8., 3., 2.], [4., 9., 3.], [5., 7., 3.], [3., 2., 7.], [2., 3., 9.]])
+    labels = [0, 0, 1, 1, 2, 2]
+    c = np.array([[7., 2.5, 1.5], [4.5, 8., 3.], [2.5, 2.5, 8.]])  # class means of the raw logits, by hand
+    z = np.array([[5., 4., 1.], [10., 2., 9.5], [1., 3., 2.]]) + np.array([[3.], [-2.], [0.5]])
+    d = DEFENSES["logit_reweighting"](w=0.1).fit(_ctx(train_z, labels))
+    assert d.on_logits and np.allclose(d.centroids.numpy(), c)
+    zt = torch.tensor(z)
+    out = d.release_outputs(torch.log_softmax(zt, 1), zt).numpy()
+    assert np.allclose(out, _reweighted_by_hand(z, c), atol=1e-12)
+    centred = z - z.mean(1, keepdims=True)
+    by_centred = _reweighted_by_hand(centred, c - c.mean(1, keepdims=True))
+    assert not np.allclose(out, by_centred, atol=1e-3)  # not the centred-log-probability variant
+    assert d.describe()["on_logits"] == 1.0
+    # where the release has no logits (a probabilities-only calibration) the centred representative runs, and says so
+    f = DEFENSES["logit_reweighting"](w=0.1).fit(_ctx(train_z, labels, logits=False))
+    assert np.allclose(f.release(torch.log_softmax(zt, 1)).numpy(), by_centred, atol=1e-12)
+    assert f.describe()["on_logits"] == 0.0
+    with pytest.raises(ValueError, match="handed only log-probabilities"):
+        d.release(torch.log_softmax(zt, 1))
+
+
+def test_logit_reweighting_changes_labels_as_published_and_keep_label_is_an_option():
+    # raw logits, offset by +5: class 1's centroid points at class 0, so z' ~ c_1 has argmax 0
+    train = [[8., 3.5, 3.5], [7., 6., 2.], [4., 4., 7.]]
+    q = torch.tensor([[5.1, 5.5, 4.4], [9., 1., 1.]], dtype=torch.float64)
+    c = np.array(train)  # one training point per class: the centroids are the points
+    d = DEFENSES["logit_reweighting"]().fit(_ctx(train, [0, 1, 2]))
+    assert d.keep_label is False  # the published defense has no label fix-up
+    raw = d.release_outputs(q.log_softmax(1), q)
+    assert np.allclose(raw.numpy(), _reweighted_by_hand(q.numpy(), c))
+    assert raw.argmax(1).tolist() == [0, 0]  # row 0: the released label changed from 1 to 0
+    assert d.describe()["label_changed_fraction"] == 0.5 and "label_swapped_fraction" not in d.describe()
+    kept = DEFENSES["logit_reweighting"](keep_label=True).fit(_ctx(train, [0, 1, 2]))
+    out = kept.release_outputs(q.log_softmax(1), q)
+    assert out.argmax(1).tolist() == [1, 0]
+    assert torch.allclose(out.sort(1).values, raw.sort(1).values)  # the same values, two swapped
+    assert kept.describe()["label_swapped_fraction"] == 0.5
+
+
+def test_logit_reweighting_through_a_calibration_uses_the_release_logits():
+    from overconf.calibrations import CALIBRATIONS
+    from overconf.defenses.release import defend
+    from overconf.signals.outputs import Outputs
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(60, 4, generator=g) * 3 + 7  # an offset: raw logits are not centred
+    labels = torch.arange(60) % 4
+    out = Outputs(logits, torch.zeros(60, 2), labels)
+    for cal, scale in ((CALIBRATIONS["none"](), 1.0), (CALIBRATIONS["temperature"](T=4), 4.0)):
+        defended = defend(cal, Component("logit_reweighting"), out, out, 0)
+        z = (logits.double() / scale).numpy()
+        c = np.stack([z[labels.numpy() == k].mean(0) for k in range(4)])
+        assert np.allclose(defended.log_probs(out).numpy(), _reweighted_by_hand(z, c), atol=1e-10)
+        assert defended.defense.describe()["on_logits"] == 1.0
 
 
 def test_logit_reweighting_rejects_a_bad_weight():
@@ -155,7 +227,8 @@ def test_unaware_shadow_gets_no_defense_and_aware_the_same():
 
 # ---------------------------------------------------------------- a tiny study
 SETTINGS = {"baseline": {},
-            "lr": {"defense": "logit_reweighting"},
+            "lr": {"defense": {"name": "logit_reweighting", "keep_label": True}},
+            "lr_published": {"defense": "logit_reweighting"},
             "mg": {"defense": {"name": "memguard", "budget": 0.5, "steps": 50}},
             "top1": {"defense": {"name": "top_k", "k": 1}},
             "round": {"defense": {"name": "rounding", "d": 1}},
@@ -183,7 +256,7 @@ def test_release_defenses_retrain_nothing_keep_accuracy_and_label_only_attacks(t
     assert trained == []  # no model trained for a release-time defense
     t = Table(result.rows)
     m = "small_resnet"
-    for name in SETTINGS:
+    for name in set(SETTINGS) - {"lr_published"}:  # the published reweighting may change labels
         for metric in ("accuracy", "shadow_accuracy"):
             for split in ("train", "test"):
                 assert t.get(m, name, "-", split, metric) == t.get(m, "baseline", "-", split, metric), (name, metric)
@@ -194,6 +267,11 @@ def test_release_defenses_retrain_nothing_keep_accuracy_and_label_only_attacks(t
                                                                                  "mean_max_score")[0])]
     assert t.get(m, "top1", "loss", "test", "auroc") != t.get(m, "baseline", "loss", "test", "auroc")
     assert t.get(m, "label", "-", "test", "mean_max_score") == [pytest.approx(1.0)]
+    lr = {s: {r["metric"]: r["value"] for r in result.rows if r["setting"] == s and r["source"] == "defense"}
+          for s in ("lr", "lr_published")}
+    assert lr["lr"]["on_logits"] == lr["lr_published"]["on_logits"] == 1.0  # uncalibrated: the raw logits
+    assert 0 <= lr["lr"]["label_swapped_fraction"] == lr["lr_published"]["label_changed_fraction"] <= 1
+    assert "label_swapped_fraction" not in lr["lr_published"]
     rows = {r["metric"]: r["value"] for r in result.rows if r["setting"] == "mg" and r["source"] == "defense"}
     assert {"mean_l1_distortion", "released_noisy_fraction", "shadow_mean_l1_distortion"} <= set(rows)
     assert 0 < rows["released_noisy_fraction"] <= 1
@@ -206,20 +284,6 @@ def test_release_defenses_retrain_nothing_keep_accuracy_and_label_only_attacks(t
     row = next(r for r in result.rows if r["setting"] == "mg")
     assert row["defense"] == "memguard" and row["defense.budget"] == 0.5
     assert next(r for r in result.rows if r["setting"] == "baseline")["defense"] == "none"
-
-
-def test_logit_reweighting_keeps_the_label_by_swapping_unless_told_not_to():
-    # class 1's centroid points at class 0: z' ~ c_1 has argmax 0
-    train = torch.log_softmax(torch.tensor([[3., -1.5, -1.5], [2., 1., -3.], [-1., -1., 2.]], dtype=torch.float64), 1)
-    ctx = DefenseContext(train, torch.tensor([0, 1, 2]), torch.empty(0, 3), torch.empty(0, dtype=torch.long), 0)
-    q = torch.log_softmax(torch.tensor([[0.1, 0.5, -0.6]], dtype=torch.float64), 1)
-    raw = DEFENSES["logit_reweighting"](keep_label=False).fit(ctx).release(q)
-    assert raw.argmax(1).item() == 0  # as published: the label changes
-    d = DEFENSES["logit_reweighting"]().fit(ctx)
-    kept = d.release(q)
-    assert kept.argmax(1).item() == 1
-    assert torch.allclose(kept.sort(1).values, raw.sort(1).values)  # the same values, two swapped
-    assert d.describe()["label_swapped_fraction"] == 1.0
 
 
 def test_defense_config_errors_and_round_trip(tiny_raw):

@@ -88,7 +88,7 @@ def test_run_folder_holds_every_artefact(tiny_run):
     assert "FPR test" in summary and "FPR digits" in summary and "salem_top3" in summary
     figures = sorted(p.name for p in (d / "figures").glob("*.png"))
     assert figures == ["fpr_bars_small_resnet_baseline.png", "max_score_small_resnet_baseline_s0.png",
-                       "roc_small_resnet_baseline_s0.png"]
+                       "nominal_vs_realised_small_resnet_baseline.png", "roc_small_resnet_baseline_s0.png"]
 
 
 def test_tensorboard_has_scalars_histograms_images_and_hparams(tiny_run):

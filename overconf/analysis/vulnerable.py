@@ -1,17 +1,25 @@
-"""Which members are vulnerable (seed 003, Khalil et al. 2025, arXiv 2511.16792).
+"""Which members are vulnerable: the flags of two papers, as pure functions of score tensors (float64).
 
-Pure functions of score tensors (float64):
-
-- single model: a member is vulnerable at FPR alpha when its scaled logit phi = log p_y - log
-  sum_{k != y} p_k exceeds t_alpha, the (floor(alpha n) + 1)-th largest phi of n non-members that
-  are NOT evaluated (the shadow's fit non-members: at most alpha n of them exceed t_alpha). Seed
-  003's code took this percentile on the evaluation non-members themselves; we never do.
-- reference models (lira_analysis): leave-one-out over the K models, each in turn the target
-  (its IN points members, its OUT points non-members), scored against the other K - 1 (LiRA
-  online with a global variance, or the plain scaled logit); model k's threshold is taken on its
-  OUT points among the threshold points (the shadow's fit points), and each evaluated point
-  (the target's members and test images) counts a true positive when IN and flagged, a false
-  positive when OUT and flagged. Highly vulnerable: TP > 0 and FP = 0.
+- Single model, two protocols for the threshold on the scaled logit phi = log p_y - log
+  sum_{k != y} p_k:
+  * ``paper`` (seed 003, Khalil et al. 2025, arXiv 2511.16792; code najeebjebreel/mia_analysis,
+    "Analysis MIAs" notebooks): t_a = ``numpy.percentile(phi of the evaluation non-members,
+    100 (1 - a))`` with numpy's default linear interpolation (99 for 1% FPR, 99.5 for 0.5%), and a
+    member is vulnerable when phi >= t_a (:func:`percentile_threshold`). The threshold is taken on
+    the very non-members it is evaluated against (an in-sample FPR), with no shadow model;
+  * ``overconf``: t_a = the (floor(a n) + 1)-th largest phi of n non-members that are NOT
+    evaluated (the shadow's fit non-members: at most a n of them exceed t_a), vulnerable when
+    phi > t_a (:func:`threshold_at_fpr`); its FPR on the evaluation non-members is then measured.
+  Either way a n < 1 (e.g. a = 0.001 with 500 non-members) leaves only the largest non-member score
+  as the threshold: the FPR a is not resolved (:func:`resolved`).
+- Reference models, leave-one-out (NOT seed 003: Jebreel, Khalil, Sanchez, Domingo-Ferrer 2025,
+  "Revisiting the LiRA membership inference attack under realistic assumptions"; code
+  najeebjebreel/lira_analysis): over the K models, each in turn the target (its IN points
+  members, its OUT points non-members), scored against the other K - 1 (LiRA online with a global
+  variance, or the plain scaled logit); model k's threshold is taken on its OUT points among the
+  threshold points (the shadow's fit points), and each evaluated point (the target's members and
+  test images) counts a true positive when IN and flagged, a false positive when OUT and flagged.
+  Highly vulnerable: TP > 0 and FP = 0.
 """
 from __future__ import annotations
 
@@ -22,6 +30,26 @@ import torch
 from ..attacks.lira import gaussian_logpdf, masked_stats
 
 MIN_MODELS = 2
+LOO_PAPER = "Jebreel et al. 2025 (lira_analysis)"
+"""the leave-one-out "highly vulnerable" flag's paper (not seed 003)"""
+
+
+def percentile_threshold(nonmember_scores: torch.Tensor, fpr: float) -> float:
+    """Seed 003's threshold: ``numpy.percentile(scores, 100 (1 - fpr))`` (linear interpolation, the
+    authors' call); flag iff score >= t."""
+    import numpy as np
+
+    s = nonmember_scores.double().flatten()
+    s = s[~s.isnan()]
+    if len(s) == 0:
+        raise ValueError("no non-member scores to take a threshold on")
+    return float(np.percentile(s.numpy(), 100.0 * (1.0 - fpr)))
+
+
+def resolved(n: int, fpr: float) -> bool:
+    """Whether n non-members resolve FPR ``fpr``: fpr n >= 1 (otherwise the threshold is their
+    largest score, an FPR of 0 on them, not ``fpr``)."""
+    return fpr * n >= 1 - 1e-9
 
 
 def threshold_at_fpr(nonmember_scores: torch.Tensor, fpr: float) -> float:

@@ -6,7 +6,7 @@ to the target: ``fitted = attack.fit(shadow_in, shadow_out, generator=g)``, then
 """
 from .base import ATTACKS, Attack, Fitted, Signals
 from . import (threshold, salem, loss, true_class, modified_entropy, scaled_logit,  # noqa: F401
-               label_only, adversarial, shokri, lira, rmia)  # (registration)
+               label_only, adversarial, shokri, lira, rmia, qmia)  # (registration)
 
 from .tensors import FittedAttack, TensorAttack, fit, get, signals, single_model_attacks  # on plain tensors
 

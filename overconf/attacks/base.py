@@ -64,14 +64,31 @@ class Signals:
 
 @dataclass
 class Fitted:
-    """A fitted attack: ``score(signals) >= threshold`` decides membership."""
+    """A fitted attack: ``score(signals) >= threshold`` decides membership.
+
+    The FPR the threshold was set for (:attr:`declared_fpr`) is ``nominal_fpr`` where the attack
+    was asked for a level (LiRA / RMIA ``fpr``, QMIA's alpha), else the shadow's FPR at the
+    threshold (``info['shadow_fpr']``, the shadow-fitted operating point). ``levels`` holds
+    decision rules set for requested FPR levels on the shadow's or the public / reference
+    non-members (never on evaluation non-members): level -> a ``Fitted`` with that
+    ``nominal_fpr``."""
 
     score: Callable[[Signals], torch.Tensor]
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    nominal_fpr: float | None = None
+    levels: dict[float, "Fitted"] = field(default_factory=dict)
 
     def decide(self, signals: Signals) -> torch.Tensor:
         return self.score(signals) >= self.threshold
+
+    @property
+    def declared_fpr(self) -> float | None:
+        """The FPR this threshold promises: the requested level, else the shadow's FPR (None: neither)."""
+        if self.nominal_fpr is not None:
+            return float(self.nominal_fpr)
+        shadow = self.info.get("shadow_fpr")
+        return None if shadow is None else float(shadow)
 
 
 class Attack:

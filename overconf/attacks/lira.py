@@ -18,7 +18,9 @@ deviation; for a point no reference model trained on (OOD and noise inputs; tran
 images, e.g. ``scaled``, carry the keep status of their originals, so K / 2 models are IN):
 mu_in = mu_out + the mean IN - OUT shift of the shadow's fit points and s_in = s_out, so the
 score is an equal-variance likelihood ratio, monotone in (phi_t - mu_out) / s_out^2, with no
-log-determinant term rewarding a point merely for a wide OUT distribution. Scores are thresholded at the shadow's Youden point (or at a shadow FPR).
+log-determinant term rewarding a point merely for a wide OUT distribution. Scores are thresholded at the shadow's Youden point (or at a shadow FPR);
+each of ``fpr_levels`` (default 1% and 0.1%) gets its own threshold at that FPR on the shadow's
+non-members, reported next to its realised FPR per source (``level_<L>_*`` rows).
 
 Options, overconf's default first, then Carlini et al.'s reference code (``fig_fpr_tpr.py``,
 ``generate_ours`` / ``generate_ours_offline``):
@@ -49,7 +51,7 @@ import torch
 from overconf.data.augment import expand_queries
 from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
-from .operating_point import check_rule, operating_point
+from .operating_point import at_levels, check_levels, check_rule, operating_point
 from .scores import at_label, check_unlabelled, scaled_logit
 
 CENTERS = ("mean", "median")
@@ -92,7 +94,7 @@ class LiRA(Attack):
     def __init__(self, online: bool = True, variance: str = "per_example", augment: list[str] = (),
                  min_models: int = 2, rule: str = "youden", fpr: float | None = None, label: str | None = None,
                  center: str = "mean", ddof: int = 1, offline_test: str = "one_sided",
-                 unlabelled: str = "own_class"):
+                 unlabelled: str = "own_class", fpr_levels: list[float] = (0.01, 0.001)):
         for key, value, allowed in (("variance", variance, VARIANCES), ("center", center, CENTERS),
                                     ("offline_test", offline_test, OFFLINE_TESTS)):
             if value not in allowed:
@@ -103,6 +105,7 @@ class LiRA(Attack):
             raise ConfigError(f"attack lira: min_models must be >= 2 (a variance needs two models), got {min_models}")
         check_rule("lira", rule, fpr)
         check_unlabelled("lira", unlabelled)
+        self.fpr_levels = check_levels("lira", fpr_levels)
         self.online, self.variance, self.min_models, self.rule, self.fpr = online, variance, min_models, rule, fpr
         self.center, self.ddof, self.offline_test, self.unlabelled = center, ddof, offline_test, unlabelled
         self.queries = expand_queries(augment, "attack lira: augment")
@@ -195,8 +198,9 @@ class LiRA(Attack):
         def score(s: Signals) -> torch.Tensor:
             return self.score_with(s, g)
 
-        tau, info = operating_point(score(members), score(nonmembers), self.rule, self.fpr)
+        s_in, s_out = score(members), score(nonmembers)
+        tau, info = operating_point(s_in, s_out, self.rule, self.fpr)
         info |= {"num_models": keep.shape[1], "queries": len(self.queries) + 1,
                  "global_sd_in": float(g["var_in"][0].sqrt()), "global_sd_out": float(g["var_out"][0].sqrt()),
                  "in_out_shift": float(g["shift"][0])}
-        return Fitted(score, tau, info)
+        return Fitted(score, tau, info, nominal_fpr=self.fpr, levels=at_levels(score, s_in, s_out, self.fpr_levels))

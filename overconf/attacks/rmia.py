@@ -13,7 +13,8 @@ own_class``, default), or every model's probability of the target's predicted cl
 (``unlabelled: target_class``, the former behaviour, which favours the target). The target's
 probabilities are what it releases (``Signals.log_probs``, calibrated); the reference models'
 are the softmax of their logits. A point outside the reference data (OOD,
-noise) has no IN model, so online p(y_x | x) is the OUT mean there.
+noise) has no IN model, so online p(y_x | x) is the OUT mean there. Each of ``fpr_levels``
+(default 1% and 0.1%) gets a threshold at that FPR on the shadow's non-members (``level_<L>_*`` rows).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 
 from overconf.core.errors import ConfigError
 from .base import ATTACKS, Attack, Fitted, Signals
-from .operating_point import check_rule, operating_point
+from .operating_point import at_levels, check_levels, check_rule, operating_point
 from .scores import at_label, check_unlabelled, true_class_log_prob
 
 
@@ -50,13 +51,15 @@ class RMIA(Attack):
                 "population_reference_logits")
 
     def __init__(self, online: bool = True, a: float = 0.3, gamma: float = 1.0, rule: str = "youden",
-                 fpr: float | None = None, label: str | None = None, unlabelled: str = "own_class"):
+                 fpr: float | None = None, label: str | None = None, unlabelled: str = "own_class",
+                 fpr_levels: list[float] = (0.01, 0.001)):
         if not 0 <= a <= 1:
             raise ConfigError(f"attack rmia: a must lie in [0, 1], got {a}")
         if gamma <= 0:
             raise ConfigError(f"attack rmia: gamma must be > 0, got {gamma}")
         check_rule("rmia", rule, fpr)
         check_unlabelled("rmia", unlabelled)
+        self.fpr_levels = check_levels("rmia", fpr_levels)
         self.online, self.a, self.gamma, self.rule, self.fpr = online, a, gamma, rule, fpr
         self.unlabelled = unlabelled
         self._label = label
@@ -84,9 +87,11 @@ class RMIA(Attack):
         return pairwise_fraction(lr_x, lr_z, self.gamma)
 
     def fit(self, members: Signals, nonmembers: Signals, *, generator: torch.Generator) -> Fitted:
-        tau, info = operating_point(self.score(members), self.score(nonmembers), self.rule, self.fpr)
+        s_in, s_out = self.score(members), self.score(nonmembers)
+        tau, info = operating_point(s_in, s_out, self.rule, self.fpr)
         info |= {"num_models": members.extra["reference_keep"].shape[1], "gamma": self.gamma,
                  "population": len(members.extra["population_labels"])}
         if not self.online:
             info["a"] = self.a
-        return Fitted(self.score, tau, info)
+        return Fitted(self.score, tau, info, nominal_fpr=self.fpr,
+                      levels=at_levels(self.score, s_in, s_out, self.fpr_levels))

@@ -19,27 +19,28 @@ from typing import Any
 
 import torch
 
-from overconf.core.errors import ConfigError
+from overconf.core import checks
+from overconf.core.errors import ConfigError, InputTypeError
 from overconf.core.seeding import generator as seeded_generator
 from .base import ATTACKS, Attack, Fitted, Signals
 
 
-def signals(logits: torch.Tensor, labels: torch.Tensor | None = None, *, log_probs: bool = False) -> Signals:
+def signals(logits: torch.Tensor, labels: torch.Tensor | None = None, *, log_probs: bool = False,
+            names: tuple[str, str] = ("logits", "labels")) -> Signals:
     """Wrap logits z [N, K] (or log-probabilities with ``log_probs=True``) and labels [N] (None or
-    -1: unknown) into :class:`Signals`: ``log_probs = log_softmax(z)`` in float64 on the CPU."""
+    -1: unknown) into :class:`Signals`: ``log_probs = log_softmax(z)`` in float64 on the CPU.
+
+    Checked (:mod:`overconf.core.checks`, errors name ``names``): z floating [N, K], N >= 1,
+    K >= 2, no NaN / inf (log-probabilities: normalised, -inf allowed); labels integer, in
+    [0, K) or -1. A :class:`Signals` is passed through unchecked."""
     if isinstance(logits, Signals):
         return logits
-    z = torch.as_tensor(logits).detach().cpu()
-    if z.ndim != 2:
-        raise ConfigError(f"logits must be a [N, K] tensor (N points, K classes), got shape {tuple(z.shape)}")
+    z = checks.logits(logits, names[0], log_probs=log_probs)
     lp = z.double() if log_probs else torch.log_softmax(z.double(), dim=1)
     if labels is None:
         y = torch.full((len(z),), -1, dtype=torch.long)
     else:
-        y = torch.as_tensor(labels).detach().cpu().long()
-        if y.shape != (len(z),):
-            raise ConfigError(f"labels must be a [N] tensor matching the logits' N = {len(z)}, "
-                              f"got shape {tuple(y.shape)}")
+        y = checks.label_range(checks.labels(labels, names[1], len(z)), names[1], z.shape[1])
     return Signals(lp, y)
 
 
@@ -51,6 +52,8 @@ class FittedAttack:
     fitted: Fitted
     log_probs: bool = False
     """whether ``score`` / ``predict`` take log-probabilities instead of logits"""
+    n_classes: int | None = None
+    """K of the shadow outputs it was fitted on (what ``score`` accepts); None: not checked"""
 
     @property
     def threshold(self) -> float:
@@ -63,7 +66,10 @@ class FittedAttack:
 
     def score(self, logits: torch.Tensor | Signals, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Per-sample membership scores [N] (float64; higher means 'member')."""
-        return self.fitted.score(signals(logits, labels, log_probs=self.log_probs))
+        s = signals(logits, labels, log_probs=self.log_probs)
+        if self.n_classes is not None:
+            checks.same_classes(s.log_probs.shape[1], "logits", self.n_classes, "the shadow outputs it was fitted on")
+        return self.fitted.score(s)
 
     def predict(self, logits: torch.Tensor | Signals, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Membership decisions [N] (bool): ``score >= threshold``."""
@@ -85,10 +91,18 @@ class TensorAttack:
             seed: int = 0, generator: torch.Generator | None = None, log_probs: bool = False) -> FittedAttack:
         """Fit on the shadow model's members vs non-members. Attacks that train (salem) draw from
         ``generator``, else from ``overconf.core.seeding.generator(seed, "attack", label)``."""
+        if generator is None:
+            seed = checks.number(seed, "seed", integer=True)
+        elif not isinstance(generator, torch.Generator):
+            checks.fail("generator", f"expected a torch.Generator, got {type(generator).__name__}",
+                        "pass torch.Generator().manual_seed(s), or seed=s", InputTypeError)
         g = generator if generator is not None else seeded_generator(seed, "attack", self.label)
-        fitted = self.attack.fit(signals(member_logits, member_labels, log_probs=log_probs),
-                                 signals(nonmember_logits, nonmember_labels, log_probs=log_probs), generator=g)
-        return FittedAttack(self.attack, fitted, log_probs)
+        s_in = signals(member_logits, member_labels, log_probs=log_probs, names=("member_logits", "member_labels"))
+        s_out = signals(nonmember_logits, nonmember_labels, log_probs=log_probs,
+                        names=("nonmember_logits", "nonmember_labels"))
+        k = s_in.log_probs.shape[1]
+        checks.same_classes(s_out.log_probs.shape[1], "nonmember_logits", k, "member_logits")
+        return FittedAttack(self.attack, self.attack.fit(s_in, s_out, generator=g), log_probs, k)
 
 
 def single_model_attacks() -> list[str]:

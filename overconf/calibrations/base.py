@@ -41,6 +41,12 @@ class Calibration:
         """float64 [N, K] predictive log-probabilities."""
         raise NotImplementedError
 
+    def logits(self, outputs: Outputs) -> torch.Tensor | None:
+        """float64 [N, K] logits z with ``log_probs = log_softmax(z)`` when the release is a softmax
+        of logits (uncalibrated: the model's logits; temperature: z / T), None when the calibration
+        yields only probabilities (a logit-space release-time defense then falls back on them)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Fitted parameters, recorded with the results."""
         return {}

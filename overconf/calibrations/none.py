@@ -13,4 +13,7 @@ class NoCalibration(Calibration):
     name = "none"
 
     def log_probs(self, outputs: Outputs) -> torch.Tensor:
-        return torch.log_softmax(outputs.logits.double(), dim=1)
+        return torch.log_softmax(self.logits(outputs), dim=1)
+
+    def logits(self, outputs: Outputs) -> torch.Tensor:
+        return outputs.logits.double()

@@ -57,7 +57,10 @@ class Temperature(Calibration):
         return self
 
     def log_probs(self, outputs: Outputs) -> torch.Tensor:
-        return torch.log_softmax(outputs.logits.double() / self.T, dim=1)
+        return torch.log_softmax(self.logits(outputs), dim=1)
+
+    def logits(self, outputs: Outputs) -> torch.Tensor:
+        return outputs.logits.double() / self.T
 
     def describe(self) -> dict:
         return {"temperature": self.T}

@@ -31,3 +31,13 @@ class StorageError(OverconfError, OSError):
 
 class TrainingDivergedError(OverconfError, FloatingPointError):
     """Training produced a non-finite or exploding loss (or non-finite weights)."""
+
+
+class InputError(ConfigError):
+    """An argument of the Python API (``overconf.evaluate``, ``overconf.attacks``, ``overconf.metrics``)
+    has the wrong shape, size or range (rules: :mod:`overconf.core.checks`)."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An argument of the Python API has the wrong type or dtype (a bool where a number is meant,
+    float labels, uint8 pixels, a tuple where a tensor is meant)."""

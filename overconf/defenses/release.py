@@ -1,6 +1,7 @@
 """Applying a release-time defense where the study applies calibrations: a fitted defense wrapped
-around a fitted calibration is again a :class:`~overconf.calibrations.Calibration`
-(``log_probs(outputs) = defense.release(calibration.log_probs(outputs))``), so every released
+around a fitted calibration is again a :class:`~overconf.calibrations.Calibration` (``log_probs(outputs)
+= defense.release_outputs(calibration.log_probs(outputs), calibration.logits(outputs))``: the
+release's logits too, None after a calibration that yields only probabilities), so every released
 output of a model (its splits, the evaluation sets, the augmented queries of label-only signals
 that return :class:`~overconf.signals.outputs.Outputs`) goes through calibration, then defense, before
 signals, attacks and the per-model metrics.
@@ -31,7 +32,7 @@ class Defended(Calibration):
         self.name = calibration.name
 
     def log_probs(self, outputs: Outputs) -> torch.Tensor:
-        return self.defense.release(self.calibration.log_probs(outputs))
+        return self.defense.release_outputs(self.calibration.log_probs(outputs), self.calibration.logits(outputs))
 
     def describe(self) -> dict[str, Any]:
         return self.calibration.describe()
@@ -52,7 +53,7 @@ def defend(calibration: Calibration, defense, train: Outputs, held_out: Outputs,
         return calibration
     d = DEFENSES[defense.name](**defense.params)
     ctx = DefenseContext(calibration.log_probs(train), train.labels, calibration.log_probs(held_out),
-                         held_out.labels, seed)
+                         held_out.labels, seed, train_logits=calibration.logits(train))
     return Defended(calibration, d.fit(ctx))
 
 

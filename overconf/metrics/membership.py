@@ -15,6 +15,9 @@ import torch
 from scipy.stats import beta, binom
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from overconf.core import checks
+from overconf.core.errors import InputError
+
 
 def _np(t) -> np.ndarray:
     return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=float)
@@ -42,8 +45,12 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target: float = 0.95) -> float:
 
 def clopper_pearson(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact binomial interval for k successes in n trials (Clopper & Pearson 1934):
-    [B^-1(a/2; k, n - k + 1), B^-1(1 - a/2; k + 1, n - k)], a = 1 - confidence (0 / 1 at the ends)."""
+    [B^-1(a/2; k, n - k + 1), B^-1(1 - a/2; k + 1, n - k)], a = 1 - confidence (0 / 1 at the ends).
+    ``k`` and ``n`` (numbers or arrays) are whole numbers with 0 <= k <= n."""
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if not (np.all(k >= 0) and np.all(k <= n) and np.all(k == np.round(k)) and np.all(n == np.round(n))):
+        raise InputError(f"clopper_pearson: counts must be whole numbers with 0 <= k <= n (k successes of n trials), "
+                         f"got k = {k.tolist()}, n = {n.tolist()}")
     a = 1 - confidence
     with np.errstate(invalid="ignore", divide="ignore"):
         lo = np.where(k > 0, beta.ppf(a / 2, k, n - k + 1), 0.0)
@@ -126,8 +133,10 @@ def membership_metrics(
     FPR at 95% TPR, TPR at each FPR target with the FPR reached.
 
     Intervals: Clopper-Pearson for the TPR and the FPR at the threshold (``tpr_ci_*``,
-    ``fpr_ci_*``), the exact bootstrap for the TPR at each FPR target (read at FPR <= target)."""
-    s_in, s_out = torch.as_tensor(scores_in).double(), torch.as_tensor(scores_out).double()
+    ``fpr_ci_*``), the exact bootstrap for the TPR at each FPR target (read at FPR <= target).
+    Scores are checked as in the functional metrics (real [N], N >= 1, no NaN)."""
+    s_in, s_out = checks.scores(scores_in, "scores_in"), checks.scores(scores_out, "scores_out")
+    threshold = checks.number(threshold, "threshold", finite=False)
     d_in, d_out = s_in >= threshold, s_out >= threshold
     tp, fp = int(d_in.sum()), int(d_out.sum())
     n_in, n_out = len(s_in), len(s_out)

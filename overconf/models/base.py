@@ -28,5 +28,7 @@ class Classifier(nn.Module):
 
 def build_model(arch: str, *, in_channels: int, num_classes: int, image_size: int,
                 dropout: float = 0.0, **params) -> Classifier:
-    return MODELS[arch](in_channels=in_channels, num_classes=num_classes, image_size=image_size,
-                        dropout=dropout, **params)
+    model = MODELS[arch](in_channels=in_channels, num_classes=num_classes, image_size=image_size,
+                         dropout=dropout, **params)
+    model.input_shape = (in_channels, image_size, image_size)  # what overconf.evaluate checks inputs against
+    return model

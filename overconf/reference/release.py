@@ -5,7 +5,8 @@ reference models: reference model k's outputs are released through the same rele
 as the target's, fitted on model k exactly as the target's is fitted on the target (its own
 training points, the keep column of the reference data, vs the held-out ``calibration`` split,
 which no reference model trains on; seed ``derive_seed(seed, "defense", "reference", k)``).
-Reference models have no post-hoc calibration, so the defense sees their log-softmax. The released
+Reference models have no post-hoc calibration, so the defense sees their log-softmax and their raw
+logits (a logit-space defense such as logit reweighting works on the latter). The released
 log-probabilities replace the logits in ``reference_logits`` (and ``reference_logits:<q>``,
 ``population_reference_logits``): attacks take their log-softmax, which leaves them unchanged.
 
@@ -40,7 +41,10 @@ def release_defense(component) -> Any:
 def defense_key(component) -> dict | None:
     """What a defended reference signal adds to its cache key (None without a release-time defense)."""
     d = release_defense(component)
-    return None if d is None else {"release_defense": d.name, "params": dict(d.params)}
+    if d is None:
+        return None
+    version = DEFENSES[d.name].key_version  # a member whose outputs changed for the same parameters
+    return {"release_defense": d.name, "params": dict(d.params)} | ({} if version is None else {"version": version})
 
 
 def fitted_defenses(rs: ReferenceSet, component, seed_ctx) -> list[ReleaseDefense]:
@@ -59,7 +63,8 @@ def fitted_defenses(rs: ReferenceSet, component, seed_ctx) -> list[ReleaseDefens
         keep = rs.keep[:, k]
         ctx = DefenseContext(train[keep, k].double().log_softmax(-1), rs.labels[keep],
                              held_out[:, k].double().log_softmax(-1), cal_labels,
-                             derive_seed(seed_ctx.seed, "defense", "reference", k))
+                             derive_seed(seed_ctx.seed, "defense", "reference", k),
+                             train_logits=train[keep, k].double())
         out.append(DEFENSES[component.name](**component.params).fit(ctx))
     memo[spec] = out
     return out
@@ -69,7 +74,8 @@ def released(logits: torch.Tensor, defenses: list[ReleaseDefense]) -> torch.Tens
     """float64 [N, K, C]: reference model k's released log-probabilities for its logits [N, K, C]."""
     if logits.shape[1] == 0:
         return logits.double()
-    return torch.stack([d.release(logits[:, k].double().log_softmax(-1)) for k, d in enumerate(defenses)], 1)
+    return torch.stack([d.release_outputs(logits[:, k].double().log_softmax(-1), logits[:, k].double())
+                        for k, d in enumerate(defenses)], 1)
 
 
 def defended_logits(rs: ReferenceSet, logits: torch.Tensor, component, seed_ctx) -> torch.Tensor:

@@ -30,6 +30,9 @@ def write_report(result) -> None:
 
         write_tensorboard(result, run_dir / "tensorboard", cache)
     from .gan import write_gan_report
+    from .nominal_report import write_nominal
+
+    write_nominal(result, run_dir, cache)  # nominal_fpr.csv and its figure
 
     write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)

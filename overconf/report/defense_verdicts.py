@@ -15,7 +15,7 @@ the same samples), so a difference between two settings gets a percentile interv
 seeds a replicate is the mean over seeds of per-seed replicates. It is conditional on the trained
 models: it captures sampling noise of the evaluation sets, not training randomness (that needs
 seeds). A claim 'x < 0' holds when the whole 95% interval is below 0, does not hold when it is
-wholly above, and is inconclusive otherwise (:func:`overconf.report.verdicts.decide`); a ratio
+wholly above, and is inconclusive otherwise (:func:`overconf.report.intervals.decide`); a ratio
 comparison (claim 2) holds when the setting's ratio is larger in >= 97.5% of the replicates.
 The time cost is one measurement (no interval). Pure functions of a StudyResult's per-sample scores
 and rows (attacks and metrics never run a network).
@@ -29,7 +29,7 @@ import torch
 from overconf.core.seeding import generator
 from .defense_report import TEST, baseline_setting, setting_info
 from .tables import Table, ordered
-from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
+from .intervals import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
 
 N_BOOT = 1000
 ACC_COST = 0.05
@@ -225,7 +225,14 @@ def reweighting(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
     for x in settings:
         acc = s.point(x, "accuracy") - s.point(base, "accuracy")
         acc_st = HOLDS if acc == 0 else FAILS
-        lines.append(f"`{x}` test accuracy change {acc:+.4f} (must be 0): {acc_st}")
+        swapped = [r["value"] for r in rows if r.get("setting") == x and r.get("source") == "defense"
+                   and r.get("metric") == "label_swapped_fraction"]
+        if swapped:  # keep_label: true swaps the label back: the accuracy is unchanged by construction
+            acc_st = INCONCLUSIVE
+            lines.append(f"`{x}` keeps the label by a fix-up (keep_label: true, label_swapped_fraction "
+                         f"{max(swapped):.4f}): accuracy unchanged by construction, not measured: {acc_st}")
+        else:
+            lines.append(f"`{x}` test accuracy change {acc:+.4f} on the released argmax (must be 0): {acc_st}")
         for attack in scored:
             parts = []
             for what in ("auroc", "advantage"):

@@ -1,8 +1,10 @@
 """summary.md of a run: per (model, setting) the model's accuracy and calibration, each attack's
-TPR / FPR per source, attack strength, MMPS of false positives, and the GAN section."""
+TPR / FPR per source, attack strength, MMPS of false positives; the nominal vs realised FPR
+section (overconf.report.nominal_report) and the GAN section."""
 from __future__ import annotations
 
 from .gan import gan_summary
+from .nominal_report import nominal_summary
 from .tables import Table, markdown_table, ordered
 
 
@@ -95,5 +97,6 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
             srcs = ["members"] + sources
             out += [markdown_table(srcs, [[t.fmt(model, setting, "-", s, "mean_max_score", digits=4)
                                            for s in srcs]]), ""]
+    out += nominal_summary(rows, cfg)  # nominal vs realised FPR per source (overconf.report.nominal_report)
     out += gan_summary(rows, cfg)
     return "\n".join(out)

@@ -1,6 +1,7 @@
 """TensorBoard logs: one run per (model, setting, seed) with every metric as a scalar, hparams,
 max-score histograms per source, grids of the most confident false positives per source and
-log-log ROC figures (every attack, members vs each ``report.roc_sources`` source).
+log-log ROC figures (every attack, members vs each ``report.roc_sources`` source) and the
+nominal vs realised FPR heat map (overconf.report.nominal_report).
 
 A run whose logged content (rows, tensors, images, hparams) and report code are unchanged
 replays the event records stored in the cache by the run that first wrote them, with fresh wall
@@ -161,5 +162,10 @@ def write_run(result, cell, rows: list[dict], hparams: dict, metrics: dict, logd
         for source in sources:
             fig = roc_figure(cell, rows, [source])
             writer.add_figure(f"roc_loglog/{source}", fig, 0, close=True)
+    from .nominal_report import nominal_figure, records
+
+    recs = records(rows)  # nominal vs realised FPR (BH over this cell's tests)
+    if recs:
+        writer.add_figure("nominal_vs_realised", nominal_figure(recs, cell.model, cell.setting), 0, close=True)
     writer.add_hparams(hparams, metrics, run_name=".")
     writer.close()

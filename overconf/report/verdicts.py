@@ -18,92 +18,28 @@ verdict says so. A finding is stated per model (architecture) when the run has s
 settings it applies to it "holds" when every setting holds, "does not hold" when none does,
 "partly holds (k of n settings)" when settings disagree, "inconclusive" when none is decided, and
 "not tested in this run" when the setting, the baseline or the source it needs is absent.
+
+p-values and many verdicts at once: each evidence line with an interval also gets the p-value of
+the two-sided Student-t test of "mean = bound" (p < 0.05 exactly when the 95% interval excludes
+the bound, i.e. when the line is decided; a conjunction of claims takes the largest of its parts'
+p-values, the intersection-union test). The summary corrects the p-values of all lines together
+by Benjamini-Hochberg at a 5% false discovery rate (overconf.report.multiplicity) and says which
+decided lines do not survive it; an inconclusive line gets a power plan (overconf.report.power):
+the points per source and the seeds needed to detect an FPR change of 0.05 at 80% power.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-from scipy import stats
-
 from .comparison import Comparison, Entry
+from .intervals import (CONFIDENCE, FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine,  # noqa: F401
+                        decide, t_interval)
+from .multiplicity import FDR, fdr_by_key
+from .power import plan
 
 NEAR_ZERO = 0.05
 HIGH = 0.5
-CONFIDENCE = 0.95
-NOT_TESTED = "not tested in this run"
-HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
-
-
-@dataclass
-class Interval:
-    """Mean and Student-t interval of per-seed values (``low``/``high`` are NaN for one value)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def text(self, digits: int = 3, signed: bool = False) -> str:
-        f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-        if self.n >= 2 and 0 < max(abs(self.low), abs(self.high)) < 10 ** -digits:
-            f = "{:+.2e}" if signed else "{:.2e}"  # tiny differences: rounding would hide the sign
-        if self.n < 2:
-            return f"{f.format(self.mean)} (1 seed: no interval)"
-        return (f"{f.format(self.mean)}, {CONFIDENCE:.0%} CI [{f.format(self.low)}, {f.format(self.high)}] "
-                f"over {self.n} seeds")
-
-
-def t_interval(values, confidence: float = CONFIDENCE, limits: tuple[float, float] | None = None) -> Interval:
-    """mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n) (s: sample standard deviation); NaNs dropped.
-    ``limits``: the range the mean must lie in (a rate: (0, 1)); the interval is cut to it, which
-    keeps its coverage and cannot change a verdict against a bound inside the range."""
-    vals = [float(v) for v in values if not math.isnan(v)]
-    n = len(vals)
-    if n == 0:
-        return Interval(float("nan"), float("nan"), float("nan"), 0)
-    mean = sum(vals) / n
-    if n == 1:
-        return Interval(mean, float("nan"), float("nan"), 1)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-    low, high = mean - half, mean + half
-    if limits is not None:
-        low, high = max(low, limits[0]), min(high, limits[1])
-    return Interval(mean, low, high, n)
-
-
-def decide(iv: Interval, bound: float, side: str, strict: bool = False) -> str:
-    """Judge the claim 'value <side> bound' (side: "below" or "above"; ``strict``: < / > instead of
-    <= / >=) from the interval: holds / does not hold / inconclusive (one seed: the value decides)."""
-    if iv.n == 0:
-        return INCONCLUSIVE
-    low, high = (iv.low, iv.high) if iv.n >= 2 else (iv.mean, iv.mean)
-    if side == "above":  # mirror onto "below"
-        low, high, bound = -high, -low, -bound
-    elif side != "below":
-        raise ValueError(f"side must be 'below' or 'above', got {side!r}")
-    if high < bound or (not strict and high == bound):
-        return HOLDS
-    if low > bound or (strict and low == bound):
-        return FAILS
-    return INCONCLUSIVE
-
-
-def combine(statuses: list[str]) -> str:
-    """Several statuses into one: holds / does not hold / inconclusive when all agree, else partly
-    holds (k of n settings), naming the inconclusive ones."""
-    n, k = len(statuses), statuses.count(HOLDS)
-    d, i = statuses.count(FAILS), statuses.count(INCONCLUSIVE)
-    if n == 0:
-        return NOT_TESTED
-    if k == n or d == n or i == n:
-        return statuses[0]
-    if i == 0:
-        return f"partly holds ({k} of {n} settings)"
-    if k == 0:
-        return f"does not hold or inconclusive ({d} do not hold, {i} inconclusive of {n} settings)"
-    return f"partly holds ({k} of {n} settings; {i} inconclusive)"
 
 
 @dataclass
@@ -116,6 +52,10 @@ class Verdict:
     note: str = ""
     per_model: dict[str, str] = field(default_factory=dict)
     """model -> status, when the run has several models (the finding is judged per architecture)"""
+    p_values: dict[str, float] = field(default_factory=dict)
+    """evidence label -> p-value of its test (module docstring); NaN or absent: no interval"""
+    plans: dict[str, str] = field(default_factory=dict)
+    """evidence label -> the power plan of an inconclusive line"""
 
     def settle(self) -> "Verdict":
         if self.evidence:
@@ -155,12 +95,18 @@ def paired_differences(e: Entry, b: Entry, key: str) -> list[float]:
     return [ev[s] - bv[s] for s in ev if s in bv]
 
 
-def _compare(e: Entry, b: Entry, key: str, name: str, side: str, words: dict[str, str]) -> tuple[str, str]:
-    """Status and text of the claim 'e's key is <side> b's' from the paired per-seed differences."""
+def _compare(e: Entry, b: Entry, key: str, name: str, side: str, words: dict[str, str]) -> tuple[str, str, float]:
+    """Status, text and p-value of the claim 'e's key is <side> b's' from the paired per-seed differences."""
     iv = t_interval(paired_differences(e, b, key))
     status = decide(iv, 0.0, side, strict=True)
     text = f"{name} {_n(b.values[key])} -> {_n(e.values[key])} ({words[status]}"
-    return status, text + (f"; difference {iv.text(signed=True)})" if iv.n >= 2 else ")")
+    return status, text + (f"; difference {iv.text(signed=True)})" if iv.n >= 2 else ")"), iv.p_value(0.0)
+
+
+def _plan(v: "Verdict", label: str, status: str, p0: float, per_seed: list[float], rate: bool = True) -> None:
+    """An inconclusive line's power plan (overconf.report.power)."""
+    if status == INCONCLUSIVE and not math.isnan(p0):
+        v.plans[label] = plan(p0, None, per_seed, rate=rate)
 
 
 def _all(statuses: list[str]) -> str:
@@ -181,19 +127,25 @@ def label_smoothing(c: Comparison) -> Verdict:
         if b is None:
             v.note = "needs a baseline setting"
             continue
-        checks, parts = [], []
+        checks, parts, ps, fprs = [], [], [], []  # fprs: (baseline FPR, paired differences)
         for key, name in (("mean_ood_fpr", "mean OOD FPR"), ("fake_fpr", "fake FPR")):
             if not math.isnan(e.values[key]) and not math.isnan(b.values[key]):
-                status, text = _compare(e, b, key, name, "below", lower)
+                status, text, p = _compare(e, b, key, name, "below", lower)
                 checks.append(status)
                 parts.append(text)
+                ps.append(p)
+                fprs.append((b.values[key], paired_differences(e, b, key)))
         if not checks:
             v.note = "needs OOD or fake sources"
             continue
-        status, text = _compare(e, b, "auroc", "AUROC", "above", higher)
+        status, text, p = _compare(e, b, "auroc", "AUROC", "above", higher)
         checks.append(status)
         parts.append(text)
-        v.evidence.append((_label(c, e), _all(checks), ", ".join(parts), e.model))
+        ps.append(p)
+        label = _label(c, e)
+        v.evidence.append((label, _all(checks), ", ".join(parts), e.model))
+        v.p_values[label] = max(ps)  # intersection-union test of the conjunction
+        _plan(v, label, _all(checks), *fprs[0])
     return v.settle()
 
 
@@ -210,7 +162,10 @@ def _scaled_fpr(v: Verdict, c: Comparison, candidates: list[Entry], bound: float
         iv = t_interval(seed_values(e, key).values(), limits=(0.0, 1.0))  # a rate
         base = f"baseline {_n(b.values[key])} -> " if b is not None else ""
         numbers = _n(e.values[key]) if iv.n < 2 else iv.text()
-        v.evidence.append((_label(c, e), decide(iv, bound, side), f"FPR {scaled} {base}{numbers}", e.model))
+        status = decide(iv, bound, side)
+        v.evidence.append((_label(c, e), status, f"FPR {scaled} {base}{numbers}", e.model))
+        v.p_values[_label(c, e)] = iv.p_value(bound)
+        _plan(v, _label(c, e), status, e.values[key], list(seed_values(e, key).values()))
     return v.settle()
 
 
@@ -249,6 +204,8 @@ def l2_auroc(c: Comparison) -> Verdict:
         text = f"AUROC {_n(b.values['auroc'])} -> {_n(e.values['auroc'])} ({closer[status]} 0.5"
         text += f"; |AUROC - 0.5| difference {iv.text(signed=True)})" if iv.n >= 2 else ")"
         v.evidence.append((_label(c, e), status, text, e.model))
+        v.p_values[_label(c, e)] = iv.p_value(0.0)
+        _plan(v, _label(c, e), status, 0.5, diffs, rate=False)
     return v.settle()
 
 
@@ -273,8 +230,24 @@ def verdicts_markdown(c: Comparison, level: int = 2) -> str:
     out = ["#" * level + " Verdicts: the reference study's findings in this run", "",
            f"Attack `{c.attack}`; each finding is checked against the baseline `{c.baseline}` of the same "
            f"model, for every setting it applies to, per model. {seeds}", ""]
-    for i, v in enumerate(verdicts(c), 1):
+    found = verdicts(c)
+    fdr = fdr_by_key({(i, label): v.p_values.get(label, math.nan) for i, v in enumerate(found)
+                      for label, *_ in v.evidence})
+    if fdr:
+        out += [f"p: two-sided Student-t test of the claim's bound (p < 0.05 exactly where the line is decided); "
+                f"q: Benjamini-Hochberg adjusted over the {len(fdr)} lines with a p-value (false discovery rate "
+                f"{FDR:.0%}; statsmodels `multipletests`, `fdr_bh`): "
+                f"{sum(r for r, _ in fdr.values())} of {len(fdr)} lines stay decided after the correction.", ""]
+    for i, v in enumerate(found, 1):
         note = f" ({v.note})" if v.status == NOT_TESTED and v.note else ""
         out.append(f"{i}. **{v.finding}: {v.status}**{note}")
-        out += [f"   - {label}: {text}: {status}" for label, status, text, _ in v.evidence]
+        for label, status, text, _ in v.evidence:
+            line = f"   - {label}: {text}: {status}"
+            if (i - 1, label) in fdr:
+                r, q = fdr[(i - 1, label)]
+                line += f" (p = {v.p_values[label]:.3g}, BH q = {q:.3g}"
+                line += "; not decided after BH)" if status != INCONCLUSIVE and not r else ")"
+            out.append(line)
+            if label in v.plans:
+                out.append(f"     - {v.plans[label]}")
     return "\n".join(out)

@@ -12,6 +12,7 @@ from overconf.attacks import Attack, Fitted, Signals
 from overconf.calibrations import Calibration
 from overconf.config import MetricsConfig, StudyConfig
 from overconf.metrics import accuracy, expected_calibration_error, membership_metrics, mmps, overconfidence_error
+from overconf.metrics.nominal import declared_rows, level_rows
 from overconf.core.seeding import generator
 from overconf.training.jobs import TrainedClassifier
 
@@ -98,6 +99,9 @@ def attack_rows(cell: Cell, attack: Attack, shadow_in: Signals, shadow_out: Sign
     cell.scores[attack.label] = {"members": s_in}
     rows = [row(cell, attack.label, "shadow", k, v) for k, v in fitted.info.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rows += [row(cell, attack.label, "shadow", f"level_{lv:g}_{k}", v) for lv, f in fitted.levels.items()
+             for k, v in f.info.items() if k in ("threshold", "shadow_tpr", "shadow_fpr")]
+    level_in = {lv: s_in if f.score is fitted.score else f.score(cell.members) for lv, f in fitted.levels.items()}
     for label, sig in cell.sources.items():
         s_out = fitted.score(sig)
         cell.scores[attack.label][label] = s_out
@@ -107,5 +111,9 @@ def attack_rows(cell: Cell, attack: Attack, shadow_in: Signals, shadow_out: Sign
                                      generator=generator(cell.seed, "bootstrap", attack.label, label))
         metrics |= mmps(cell.members.max_score[idx], sig.max_score, s_in[idx] >= fitted.threshold,
                         s_out >= fitted.threshold)
+        metrics |= declared_rows(fitted.declared_fpr, fitted.threshold, s_out, m.confidence)  # nominal vs realised
+        for lv, f in fitted.levels.items():
+            metrics |= level_rows(lv, f.threshold, level_in[lv][idx], s_out if f.score is fitted.score else f.score(sig),
+                                  m.confidence)
         rows += [row(cell, attack.label, label, k, v) for k, v in metrics.items()]
     return rows

@@ -262,7 +262,8 @@ class Study:
         extra = {}
         for req in sorted({as_request(r) for a in self.attacks for r in a.requires}, key=lambda r: r.key):
             ctx = SignalContext(trained.model, trained.key, x, outs.labels, key[0], key[1], self.device,
-                                self.cache, self.context, pool_index, pool, trained.job, attacker_job, attacker_defense)
+                                self.cache, self.context, pool_index, pool, trained.job, attacker_job, attacker_defense,
+                                cal.log_probs)
             value = cached_signal(req, ctx)
             # the model's outputs on other inputs (augmented queries, a population sample) are
             # released like its own: through the setting's calibration

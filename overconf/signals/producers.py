@@ -61,6 +61,9 @@ class SignalContext:
     attacker_defense: Any = None
     """the defense the attacker's shadow is released through (a config ``Component``; None: none):
     an aware attacker releases its reference models' outputs through it too (overconf.reference.release)"""
+    release: Any = None
+    """the queried model's release: :class:`~overconf.signals.outputs.Outputs` -> the log-probabilities it
+    publishes (the setting's calibration and release-time defense); None: log_softmax of the logits"""
 
 
 @dataclass(frozen=True)
