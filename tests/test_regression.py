@@ -86,6 +86,8 @@ def test_result_values_are_unchanged(tmp_path):
 
 
 def write_rows(rows: list[dict], path: Path) -> None:
+    """The rows without the measured ``*_seconds`` (training time: a measurement, not a result)."""
+    rows = [r for r in rows if not str(r["metric"]).endswith("_seconds")]
     path.parent.mkdir(exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["model", "seed", "setting", "attack", "source", "metric", "value"],
