@@ -75,3 +75,29 @@ def to_cpu(obj):
     if isinstance(obj, list):
         return [to_cpu(v) for v in obj]
     return obj
+
+
+COMPUTE_THREADS = 1
+"""intra-op threads of every training and every cached forward pass on the CPU: results do not
+depend on ``torch.set_num_threads`` (1 and 2 threads reduce in different orders and give floats
+that differ in the last bits; the OOD false-positive rates of small studies amplify that)"""
+
+
+def fixed_threads(fn):
+    """Decorator: run ``fn`` with :data:`COMPUTE_THREADS` intra-op threads, the caller's count
+    restored afterwards (a no-op when it is already that). Parallelism comes from running models
+    or processes side by side (Ray, several studies), not from splitting one small model's kernels."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        if before == COMPUTE_THREADS:
+            return fn(*args, **kwargs)
+        torch.set_num_threads(COMPUTE_THREADS)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper

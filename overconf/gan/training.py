@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from overconf.core.device import fixed_threads
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -196,6 +197,7 @@ def _train_and_store_generator(job: GanJob, gen: Generator, disc: Discriminator,
     return TrainedGenerator(key, gen.eval(), history, seconds, job)
 
 
+@fixed_threads
 def train_gan(gen: Generator, disc: Discriminator, images: torch.Tensor, labels: torch.Tensor, recipe: GanRecipe,
               *, seed: int, device: torch.device, resume: GanState | None = None,
               on_log: Callable[[GanState], None] | None = None, progress: bool = True, desc: str = "gan",

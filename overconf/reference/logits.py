@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from overconf.core.device import fixed_threads
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -12,6 +13,7 @@ from overconf.core.device import autocast
 
 
 @torch.inference_mode()
+@fixed_threads
 def stacked_logits(template: nn.Module, state_dicts: list[dict[str, torch.Tensor]], x: torch.Tensor,
                    device: torch.device, batch_size: int = 1024, vectorize: bool | None = None) -> torch.Tensor:
     """Logits of every model (``template``'s architecture with each state dict) on ``x``:

@@ -31,6 +31,7 @@ from overconf.signals.contexts import SeedContext
 from overconf.data import SourceData, Splits, load_dataset
 from overconf.defenses.release import defend, defense_info
 from overconf.defenses.training import training_defense_info
+from overconf.core.device import fixed_threads
 from overconf.defenses.groupnorm_baseline import groupnorm_job, groupnorm_rows, needs_groupnorm_baseline
 from overconf.core.device import resolve_device
 from overconf.runner.cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
@@ -75,6 +76,7 @@ class Study:
         self._ray_executor = None
 
     # ------------------------------------------------------------------ top level
+    @fixed_threads  # results independent of torch.set_num_threads (overconf.core.device.COMPUTE_THREADS)
     def run(self, report: bool = True) -> StudyResult:
         """Check that the cache can be written, claim a new run folder, run the grid, write the
         report, and mark the run complete last; a failure marks it failed (status.json)."""

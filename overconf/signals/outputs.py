@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from overconf.core.device import fixed_threads
 import torch
 
 from overconf.core.cache import Cache, content_key, tensor_digest
@@ -33,6 +34,7 @@ class Outputs:
 
 
 @torch.inference_mode()
+@fixed_threads
 def compute_outputs(model: Classifier, x: torch.Tensor, device: torch.device,
                     batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, features) of ``model`` on ``x`` in eval mode, float32 on the CPU. Under bf16

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from overconf.core.device import fixed_threads
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -62,6 +63,7 @@ def unstack(stacked: dict[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]
     return {k: v[j].detach().cpu().clone() for k, v in stacked.items()}
 
 
+@fixed_threads
 def train_batched(
     models: list[nn.Module],
     x: torch.Tensor,

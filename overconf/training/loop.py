@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from overconf.core.device import fixed_threads
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -50,6 +51,7 @@ class TrainState:
         return {k: v for k, v in self.ema.items() if k != WeightAverage.STEPS}
 
 
+@fixed_threads
 def train_classifier(
     model: nn.Module,
     x: torch.Tensor,

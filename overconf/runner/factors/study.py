@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from overconf.core.device import fixed_threads
 from overconf.core.cache import Cache, atomic_write_text
 from overconf.config.factors import FactorsConfig
 from overconf.core.device import resolve_device
@@ -51,6 +52,7 @@ def factor_table(cfg: FactorsConfig, cache: Cache, device) -> "Any":
     return pd.DataFrame(rows)
 
 
+@fixed_threads  # results independent of torch.set_num_threads
 def run_factors(cfg: FactorsConfig, run_dir: str | Path | None = None, *, overwrite: bool = False,
                 write_report: bool = True) -> FactorsResult:
     """Train (or load) the grid's models, build the factor table, run the causal analysis and write
