@@ -12,16 +12,18 @@ of torch):
   the validated config;
 - ``overconf.analyze(run_dir, only=[...])``: analyses of a finished run (vulnerable samples, ...);
 - ``overconf.evaluate(model, members, nonmembers, shadow=...)``: bring your own model and data;
+- ``overconf.audit("audit.yaml")`` / ``overconf.audit(factory=..., target=..., members=..., ...)``: audit
+  your own model with every attack (reference models trained like it, a mimicry check);
 - ``overconf.attacks.get / fit``: attacks on plain logits; ``overconf.metrics``: functional metrics.
 """
 
 __version__ = "0.1.0"
 
 _LAZY = {"run": "overconf.api", "Study": "overconf.api", "StudyResult": "overconf.api", "load": "overconf.api",
-         "evaluate": "overconf.byo", "analyze": "overconf.api"}
+         "evaluate": "overconf.byo", "analyze": "overconf.api", "audit": "overconf.api"}
 _SUBMODULES = ("attacks", "metrics", "config", "api", "byo")
 
-__all__ = ["run", "Study", "StudyResult", "load", "evaluate", "analyze", "attacks", "metrics", "__version__"]
+__all__ = ["run", "Study", "StudyResult", "load", "evaluate", "analyze", "audit", "attacks", "metrics", "__version__"]
 
 
 def __getattr__(name: str):

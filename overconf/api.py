@@ -125,10 +125,13 @@ def run(config: ConfigLike = None, overrides: Mapping[str, Any] | None = None, *
         write_report: bool = True, overwrite: bool = False, **kwargs: Any) -> StudyResult:
     """Run a study: ``overconf.run("study.yaml", recipe__lr=0.01)`` or ``overconf.run(raw_dict,
     {"recipe.lr": 0.01})``. Returns a :class:`StudyResult` (``.frame``, ``.scores``, ``.run_dir``)."""
+    from .config.audit import is_audit
     from .config.factors import is_factors
 
     if is_factors(config):  # study: causal_factors -> overconf.runner.factors.FactorsResult (.frame: the factor table)
         return run_factors_config(config, overrides, **kwargs)(run_dir, write_report=write_report, overwrite=overwrite)
+    if is_audit(config):  # study: audit -> the audit of a user's model (overconf.runner.audit)
+        return audit(config, overrides, run_dir=run_dir, write_report=write_report, overwrite=overwrite, **kwargs)
     return Study(config, overrides, **kwargs).run(run_dir, write_report=write_report, overwrite=overwrite)
 
 
@@ -168,4 +171,44 @@ def run_factors_config(config, overrides: Mapping[str, Any] | None = None, **kwa
     return lambda run_dir=None, **kw: run_factors(cfg, run_dir, **kw)
 
 
-__all__ = ["run", "Study", "StudyResult", "load", "analyze"]
+def audit(config: Any = None, overrides: Mapping[str, Any] | None = None, *, factory: Any = None, target: Any = None,
+          train: Any = None, members: Any = None, nonmembers: Any = None, public: Any = None,
+          run_dir: str | Path | None = None, write_report: bool = True, overwrite: bool = False,
+          **kwargs: Any) -> StudyResult:
+    """Audit your own trained model (docs/audit.md): ``overconf.audit("audit.yaml")``, or in Python
+
+        >>> overconf.audit(factory=make_model, target=model, members=(x_in, y_in), nonmembers=(x_out, y_out),
+        ...                normalize={"mean": [0.286], "std": [0.353]},
+        ...                recipe={"optimizer": "adam", "lr": 1e-3, "epochs": 15, "batch_size": 64},
+        ...                attacks=["lira", "rmia"], reference={"num_models": 8})
+
+    ``config``: an audit YAML (``study: audit``; its relative paths and ``module:function`` names
+    resolve against its folder), a mapping or an AuditConfig; overrides as in :func:`run`
+    (``data__eval_size=500``). Objects win over the config: ``factory`` (a callable returning an
+    untrained ``nn.Module``), ``target`` (the trained module, its state dict or its file), ``train``
+    (your training function, instead of ``recipe``), ``members`` / ``nonmembers`` / ``public``
+    ((images, labels), a torchvision-style dataset or an image folder). overconf trains the shadow
+    and reference models with your factory and recipe, runs the attacks on every non-member source
+    and checks that they mimic the target. Returns a :class:`StudyResult` (``.frame``, ``.run_dir``)."""
+    from .config.audit import AuditConfig, read_audit
+    from overconf.runner.audit import prepare_audit, run_audit
+
+    sets = _set_items(overrides, kwargs)
+    base_dir = Path.cwd()
+    if isinstance(config, AuditConfig):
+        config = config.to_dict()
+    if config is None or isinstance(config, Mapping):
+        cfg = read_audit(raw={"study": "audit", **dict(config or {})}, overrides=sets)
+    elif isinstance(config, (str, Path)):
+        if not Path(config).is_file():
+            raise ConfigError(f"audit config '{config}' is not a file; pass an audit YAML (study: audit)")
+        cfg, base_dir = read_audit(config, sets), Path(config).resolve().parent
+    else:
+        raise ConfigError(f"an audit config is a YAML path, a dict or an AuditConfig, got {type(config).__name__}")
+    plan = prepare_audit(cfg, base_dir, factory=factory, target=target, train=train, members=members,
+                         nonmembers=nonmembers, public=public)
+    r = run_audit(plan, run_dir, report=write_report, overwrite=overwrite)
+    return StudyResult.from_cells(r.rows, r.cells, run_dir=r.run_dir, config=r.config, raw=r)
+
+
+__all__ = ["run", "Study", "StudyResult", "load", "analyze", "audit"]

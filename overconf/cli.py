@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import inspect
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from overconf.core.errors import OverconfError
+from overconf.core.errors import OverconfError, os_error_message
 from overconf.core.interrupts import Terminated, sigterm_as_interrupt
 
 DESCRIPTION = """\
@@ -25,6 +24,7 @@ examples:
   overconf run experiments/fashion_mnist.yaml
   overconf run experiments/fashion_mnist.yaml --set recipe.epochs=5 --set seeds=[0,1]
   overconf run experiments/calibration_fashion_mnist.yaml
+  overconf audit experiments/audit_example/audit.yaml
   overconf compare runs/calibration_fashion_mnist-*/ --baseline baseline
   overconf analyze runs/vulnerability_fashion_mnist-*/ --only vulnerability
   overconf list attacks
@@ -39,6 +39,10 @@ def cmd_run(args) -> int:
 
     if is_factors(args.config):  # study: causal_factors (overconf.runner.factors)
         return cmd_run_factors(args)
+    from .config.audit import is_audit
+
+    if is_audit(args.config):  # study: audit (overconf.runner.audit)
+        return cmd_audit(args)
     cfg = read_config(args.config, (args.set or []) + executor_sets(args))  # config errors before torch loads
     from overconf.runner.study import Study
     from overconf.runner.validation import validate_components
@@ -74,6 +78,24 @@ def cmd_run_factors(args) -> int:
     result = run_factors(cfg, args.out, overwrite=args.overwrite)
     print((result.run_dir / "summary.md").read_text())
     print(f"\nfactor table: {result.run_dir}/factors.csv (effects.csv, edges.csv, figures/)")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    """Audit the user's model: ``study: audit`` (docs/audit.md)."""
+    from .config.audit import is_audit, read_audit
+    if not is_audit(args.config):
+        raise OverconfError(f"'{args.config}' is not an audit config (a YAML file with 'study: audit', docs/audit.md, "
+                            f"e.g. experiments/audit_example/audit.yaml); run studies with 'overconf run'")
+    cfg = read_audit(args.config, (args.set or []) + executor_sets(args))  # config errors before torch loads
+    cfg.device = args.device or cfg.device
+    cfg.progress = cfg.progress and not args.no_progress
+    from overconf.runner.audit import prepare_audit, run_audit
+
+    plan = prepare_audit(cfg, Path(args.config).resolve().parent)
+    result = run_audit(plan, args.out, overwrite=args.overwrite)
+    print(f"{(result.run_dir / 'summary.md').read_text()}\nresults:     {result.run_dir}/results.csv (and results.json, "
+          f"summary.md, audit.yaml)\ntensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
     return 0
 
 
@@ -178,6 +200,21 @@ def study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    """What every command that writes a run folder takes: the folder, overwriting, the executor."""
+    p.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>, a new folder for every "
+                                 "run); a folder that holds a run is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --out: delete the run already in that folder first (only the files and folders "
+                        "overconf writes; a folder holding anything else is refused)")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where trainings and outputs run: local (default) or ray, as tasks on a Ray runtime "
+                        "(needs pip install 'overconf[ray]'; docs/guide/ray.md)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --executor ray: the cluster to connect to (e.g. ray://head:10001 or auto; "
+                        "default: start a local Ray runtime)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="overconf", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,18 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cached model and output; writes results.csv/json, summary.md, "
                                    "figures/ and tensorboard/ to the run folder.")
     study_arguments(r)
-    r.add_argument("--out", help="run folder (default: <output_dir>/<name>-<timestamp>, a new folder for every "
-                                 "run); a folder that holds a run is refused unless --overwrite")
-    r.add_argument("--overwrite", action="store_true",
-                   help="with --out: delete the run already in that folder first (only the files and folders "
-                        "overconf writes; a folder holding anything else is refused)")
-    r.add_argument("--executor", choices=("local", "ray"),
-                   help="where trainings and outputs run: local (default) or ray, as tasks on a Ray runtime "
-                        "(needs pip install 'overconf[ray]'; docs/guide/ray.md)")
-    r.add_argument("--ray-address", metavar="ADDR",
-                   help="with --executor ray: the cluster to connect to (e.g. ray://head:10001 or auto; "
-                        "default: start a local Ray runtime)")
+    run_arguments(r)
     r.set_defaults(func=cmd_run)
+
+    au = sub.add_parser("audit", help="audit your own trained model (study: audit; docs/audit.md)",
+                        description="Audit a model you trained (factory, weights, recipe, data, normalisation): "
+                                    "shadow and reference models trained like it, every attack on every source.")
+    study_arguments(au)
+    run_arguments(au)
+    au.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("sample", help="write samples of a study's GAN (trains it if not cached)",
                        description="Load the study's generator (the gan: section; trained on the reserve split "
@@ -252,30 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", default="checkpoints")
     c.set_defaults(func=cmd_cache)
     return p
-
-
-def os_error_message(e: OSError) -> str:
-    """One line naming the file problem and its fix."""
-    path = f"'{e.filename}'" if e.filename else "a file"
-    reason = e.strerror or str(e)
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on the disk while writing {path} ({reason}); free some space or point "
-                f"cache_dir / output_dir (--set cache_dir=DIR, --out DIR) at a larger disk, then re-run: "
-                f"finished models and outputs are cached and every file is written atomically")
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"cannot write {path} ({reason}); make it writable or choose another folder "
-                f"(--set output_dir=DIR or --out DIR for results, --set cache_dir=DIR for the cache)")
-    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        blocking = next((p for p in (Path(e.filename), *Path(e.filename).parents) if p.is_file()), None) \
-            if e.filename else None
-        if blocking is not None:
-            path = f"'{blocking}' is a file, but a folder is needed there" + (
-                f" (for {path})" if blocking != Path(e.filename) else "")
-        return (f"{path} ({reason}); set cache_dir / output_dir (--set cache_dir=DIR, --out DIR) to a folder, "
-                f"or move the file away")
-    if e.errno == errno.ENOENT:
-        return f"{path} does not exist ({reason}); check the path"
-    return f"{path}: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from overconf.core.errors import ConfigError
 from overconf.core.names import check_name
 from overconf.core.yamlio import load_yaml
 from .convert import build, check
+from .study_kind import study_kind
 from .schema import Component, Recipe
 
 STUDY_KIND = "causal_factors"
@@ -167,22 +168,9 @@ class FactorsConfig:
 
 def is_factors(raw: Any) -> bool:
     """True for a factor-study config: a mapping, a YAML path or a FactorsConfig whose ``study`` is
-    ``causal_factors``. Any other ``study`` value is an error naming the allowed ones."""
-    if isinstance(raw, FactorsConfig):
-        return True
-    if isinstance(raw, (str, Path)):
-        path = Path(raw)
-        if not path.is_file():
-            return False  # the study loader reports it
-        try:
-            raw = load_yaml(path.read_text(), f"config file '{path}'")
-        except (OSError, UnicodeDecodeError):
-            return False
-    if not isinstance(raw, Mapping) or "study" not in raw:
-        return False
-    check(raw["study"] == STUDY_KIND, f"study: '{raw['study']}' is not a study type; use 'study: {STUDY_KIND}' "
-                                      f"(or leave 'study' out for a seeds x models x settings study)")
-    return True
+    ``causal_factors``. A ``study`` value that names no study type is an error naming the allowed ones
+    (overconf.config.study_kind)."""
+    return isinstance(raw, FactorsConfig) or study_kind(raw) == STUDY_KIND
 
 
 def read_factors(path: str | Path | None = None, overrides: list[str] = (),

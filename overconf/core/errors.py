@@ -1,4 +1,8 @@
 """Errors a user can act on: each message names the problem and the fix."""
+from __future__ import annotations
+
+import errno
+from pathlib import Path
 
 
 class OverconfError(Exception):
@@ -41,3 +45,27 @@ class InputError(ConfigError):
 class InputTypeError(InputError, TypeError):
     """An argument of the Python API has the wrong type or dtype (a bool where a number is meant,
     float labels, uint8 pixels, a tuple where a tensor is meant)."""
+
+
+def os_error_message(e: OSError) -> str:
+    """One line naming the file problem and its fix."""
+    path = f"'{e.filename}'" if e.filename else "a file"
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the disk while writing {path} ({reason}); free some space or point "
+                f"cache_dir / output_dir (--set cache_dir=DIR, --out DIR) at a larger disk, then re-run: "
+                f"finished models and outputs are cached and every file is written atomically")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {path} ({reason}); make it writable or choose another folder "
+                f"(--set output_dir=DIR or --out DIR for results, --set cache_dir=DIR for the cache)")
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        blocking = next((p for p in (Path(e.filename), *Path(e.filename).parents) if p.is_file()), None) \
+            if e.filename else None
+        if blocking is not None:
+            path = f"'{blocking}' is a file, but a folder is needed there" + (
+                f" (for {path})" if blocking != Path(e.filename) else "")
+        return (f"{path} ({reason}); set cache_dir / output_dir (--set cache_dir=DIR, --out DIR) to a folder, "
+                f"or move the file away")
+    if e.errno == errno.ENOENT:
+        return f"{path} does not exist ({reason}); check the path"
+    return f"{path}: {reason}"

@@ -4,29 +4,28 @@ outputs stored per (reference model, input set) so that attacks never run a netw
 Reference data (the points the keep matrix ranges over) are, in this order:
 ``target_train[:eval_size]``, ``target_test[:eval_size]``, ``shadow_train[:fit_size]``,
 ``shadow_test[:fit_size]`` and ``reserve[:extra_points]``. So every target evaluation point (the
-members and the ``test`` source) and every shadow fit point is IN for exactly half of the models
-(LiRA online works for all of them). Inputs made from target-test images (the ``permuted``,
+members and the ``test`` source) and every shadow fit point is IN for exactly half of the models. Inputs made from target-test images (the ``permuted``,
 ``scaled`` and ``unnormalized`` sources) carry the keep status of the image they were made from;
 any other input (OOD data, noise) is OUT for every model. RMIA's population sample z is drawn
 (seeded) from the rest of the reserve, so no model, target or shadow ever trained on it.
 
-Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or
-with ``attacker: uncalibrated`` the study recipe without the setting's overrides), with
-``reference.recipe`` overrides (a ``reference.arch`` with a recipe preset, such as fast_cifar, gets the
-preset in between: ``overconf.config.presets``), and the target's architecture unless ``reference.arch`` is set:
-the target's and the shadow's queries share one reference set. Model k has seed
-``derive_seed(seed, "reference", k)`` and is keyed by its training data (the keep column's
-images and labels), architecture, recipe, seed and trainer: sequential models are ordinary :class:`~overconf.training.jobs.ClassifierJob`
-entries; batched ones are keyed with ``trainer: batched`` (their floating-point results differ
-slightly). Batched groups save a resumable state at most every minute, and each finished model
-is stored on its own, so a killed run keeps every finished model.
+Reference models follow the attacker's recipe, the shadow model's (the setting's recipe, or with
+``attacker: uncalibrated`` the study recipe without the setting's overrides), with ``reference.recipe``
+overrides (a ``reference.arch`` with a recipe preset, such as fast_cifar, gets the preset in between:
+``overconf.config.presets``), and the target's architecture (an audit: the user's model factory,
+``ClassifierJob.factory``) unless ``reference.arch`` is set: the target's and the shadow's queries share
+one reference set. Model k has seed ``derive_seed(seed, "reference", k)`` and is keyed by its training
+data (the keep column's images and labels), architecture, recipe, seed and trainer: sequential models
+are ordinary :class:`~overconf.training.jobs.ClassifierJob` entries; batched ones are keyed with
+``trainer: batched`` (their floating-point results differ slightly). Batched groups save a resumable
+state at most every minute, and each finished model is stored on its own, so a killed run keeps every
+finished model.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
@@ -42,6 +41,7 @@ from ..models import build_model
 from overconf.core.seeding import derive_seed, generator
 from ..training.jobs import ClassifierJob, load_or_train, stored_model_of
 from ..training.batched import GroupState, has_batchnorm, is_group_state, train_batched
+from ..training.factory import ModelFactory
 from ..training.hooks import DEFAULT_HOOKS, TrainingHooks
 from .logits import stacked_logits
 from .keep import balanced_keep
@@ -81,8 +81,9 @@ class ReferenceSet:
     hooks: TrainingHooks | None = None
     """training hooks of every reference model (:mod:`overconf.training.hooks`); None: plain training"""
     precision: str = "float32"
-    """of training and scoring (:func:`overconf.core.device.precision` of the study's device): in the keys
-    when not float32"""
+    """of training and scoring (:func:`overconf.core.device.precision` of the device): keyed when not float32"""
+    factory: ModelFactory | None = None
+    """the user's model (an audit, :mod:`overconf.training.factory`): every reference model is built by it"""
 
     @property
     def num_models(self) -> int:
@@ -93,7 +94,7 @@ class ReferenceSet:
         return ClassifierJob(self.arch, self.recipe, self.seeds[k], self.images[member], self.labels[member],
                              self.mean, self.std, self.num_classes, params=self.params,
                              name=f"reference {k}/{self.num_models} {self.arch}", hooks=self.hooks,
-                             precision=self.precision)
+                             precision=self.precision, factory=self.factory)
 
     @cached_property
     def model_keys(self) -> list[str]:
@@ -170,8 +171,7 @@ class ReferenceSet:
 
     def _train_group_unlocked(self, ks: list[int], cache: Cache, device: torch.device, progress: bool,
                               checkpoint_every: float = 60.0) -> list[dict[str, torch.Tensor]]:
-        jobs = [self.job(k) for k in ks]
-        models = [j.build() for j in jobs]
+        models = [self.job(k).build() for k in ks]
         group_key = content_key({"kind": "reference_group", "models": [self.model_keys[k] for k in ks]})
         resume = cache.load("partial", group_key, is_group_state)
         if resume is not None:
@@ -195,7 +195,7 @@ class ReferenceSet:
         for k, sd, hist in zip(ks, sds, histories):
             cache.save("models", self.model_keys[k], {
                 "state_dict": sd, "history": hist, "arch": self.arch, "params": self.params,
-                "recipe": dataclasses.asdict(self.recipe), "seed": self.seeds[k], "trainer": "batched"})
+                "recipe": asdict(self.recipe), "seed": self.seeds[k], "trainer": "batched"})
         cache.discard("partial", group_key)
         return sds
 
@@ -224,7 +224,6 @@ class ReferenceSet:
                 out[k] = stacked[j].clone()
                 cache.save("reference_outputs", keys[k], out[k])
         return torch.stack([out[k] for k in range(self.num_models)], 1)
-
 
 
 # ---------------------------------------------------------------------------- from a seed of a study
@@ -261,18 +260,19 @@ def reference_points(ctx: SeedContext) -> tuple[torch.Tensor, torch.Tensor]:
 
 def population_index(ctx: SeedContext) -> torch.Tensor:
     """RMIA's population sample z: a seeded sample of the reserve beyond the reference data."""
-    r = ctx.reference
-    rest = ctx.splits.reserve[r.extra_points:]
+    rest = ctx.splits.reserve[ctx.reference.extra_points:]
     perm = torch.randperm(len(rest), generator=generator(ctx.seed, "reference", "population"))
-    return rest[perm[: r.population]]
+    return rest[perm[: ctx.reference.population]]
 
 
 def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
     """The reference set of the attacker whose shadow model ``job`` trains in the seed ``ctx``
     (memoised per seed context, architecture and recipe)."""
     arch, params, recipe = reference_spec(ctx, job)
+    factory = None if ctx.reference.arch else job.factory  # an audit: the user's model, unless reference.arch
     memo = _SETS.setdefault(ctx, {})
-    what = {"seed": ctx.seed, "arch": arch, "params": params, "recipe": set_values(recipe)}
+    what = {"seed": ctx.seed, "arch": arch, "params": params, "recipe": set_values(recipe),
+            "factory": None if factory is None else factory.describe()}
     if job.hooks is not None:  # the attacker's training-time defense (aware): its reference models too
         what["hooks"] = job.hooks.describe()
     spec = content_key(what)
@@ -288,9 +288,9 @@ def reference_set(ctx: SeedContext, job: ClassifierJob) -> ReferenceSet:
     keep = balanced_keep(len(index), r.num_models, generator(ctx.seed, "reference", "keep"))
     z = population_index(ctx)
     rs = ReferenceSet(arch, params, recipe, images, labels, pool, index, keep,
-                      [derive_seed(ctx.seed, "reference", k) for k in range(r.num_models)],
-                      ds.mean, ds.std, ds.num_classes, "sequential", r.group_size,
-                      ds.normalize(ds.train_x[z]), ds.train_y[z], hooks=job.hooks, precision=precision(ctx.device))
+                      [derive_seed(ctx.seed, "reference", k) for k in range(r.num_models)], ds.mean, ds.std,
+                      ds.num_classes, "sequential", r.group_size, ds.normalize(ds.train_x[z]), ds.train_y[z],
+                      hooks=job.hooks, precision=precision(ctx.device), factory=factory)
     rs.mode = resolve_mode(r.mode, rs.template(), ctx.device)
     if rs.mode == "batched" and not getattr(job.hooks, "batched", True):
         log.info("reference models of %s train sequentially: its training hooks (%s) need the single-model "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from overconf.core.cache import atomic_write_text
+from .mimicry_report import mimicry_section
 from .summary import summary_markdown
 from .tables import load_rows, write_rows
 
@@ -36,6 +37,7 @@ def write_report(result) -> None:
 
     write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)
+    text += mimicry_section(result.rows)  # an audit's mimicry check (overconf.runner.audit); else nothing
     text += _defense_report(result, run_dir, cache)
     if len(result.config.settings) > 1 and any(r["attack"] != "-" for r in result.rows):
         from .comparison_report import write_comparison

@@ -103,13 +103,14 @@ class Study:
     def _run(self, report: bool) -> StudyResult:
         cfg = self.cfg
         atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        self.dataset = load_dataset(cfg.data.dataset, cfg.data.root, cfg.data.download)
+        if self.dataset is None:  # an audit (overconf.runner.audit) brings its own
+            self.dataset = load_dataset(cfg.data.dataset, cfg.data.root, cfg.data.download)
         rows: list[dict] = []
         cells: list[Cell] = []
         images: dict = {}
         for seed in cfg.seeds:
             self.seed = seed
-            self.jobs = SeedJobs.build(cfg, self.dataset, seed, self.cache, self.device, self.attacks, self.run_dir)
+            self.jobs = self.build_jobs(seed)
             self.splits, self.context = self.jobs.splits, self.jobs.context
             self.jobs.check()  # sizes, attacks and signal producers, before any training
             self._ray_executor = self._ray_executor or make_executor(cfg, self.cache, self.device)
@@ -130,6 +131,10 @@ class Study:
             if cfg.analysis:  # the study's analysis: section (overconf.runner.run_analysis), on the cached models
                 run_analyses(StudyRun(cfg, self.cache, self.device, self.run_dir, tuple(self.attacks), self.dataset))
         return result
+
+    def build_jobs(self, seed: int) -> SeedJobs:
+        """The seed's splits, context and jobs (an audit overrides it: fixed splits, the user's model)."""
+        return SeedJobs.build(self.cfg, self.dataset, seed, self.cache, self.device, self.attacks, self.run_dir)
 
     def seed_context(self, seed: int, splits: Splits) -> SeedContext:
         return seed_context(self.cfg, self.dataset, splits, seed, self.cache, self.device, self.run_dir)

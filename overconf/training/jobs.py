@@ -25,6 +25,7 @@ from overconf.core.device import precision, to_cpu
 from overconf.core.plain_data import is_state_dict_of
 from ..models import Classifier, build_model
 from overconf.core.seeding import isolated_rng
+from .factory import ModelFactory
 from .hooks import DEFAULT_HOOKS, TrainingHooks
 from .loop import TrainState, train_classifier
 from .step import check_finite
@@ -60,6 +61,9 @@ class ClassifierJob:
     precision: str = "float32"
     """of the training's forward passes (:func:`overconf.core.device.precision`: ``bfloat16`` under CUDA
     autocast); :func:`load_or_train` sets it from the device. Keyed only when not float32."""
+    factory: ModelFactory | None = None
+    """a user's model (:mod:`overconf.training.factory`, the audit): built instead of ``arch`` and
+    trained by the user's function when it has one; keyed by ``factory.describe()`` when set"""
 
     @property
     def key(self) -> str:
@@ -73,13 +77,18 @@ class ClassifierJob:
             what["hooks"] = self.hooks.describe()
         if self.precision != "float32":
             what["precision"] = self.precision
+        if self.factory is not None:
+            what["factory"] = self.factory.describe()
         return content_key(what)
 
     def build(self) -> Classifier:
         c, h, _ = self.images.shape[1:]
         with isolated_rng(self.seed):
-            model = build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
-                                dropout=self.recipe.dropout, **self.params)
+            if self.factory is not None:
+                model = self.factory.build(self.num_classes)
+            else:
+                model = build_model(self.arch, in_channels=c, num_classes=self.num_classes, image_size=h,
+                                    dropout=self.recipe.dropout, **self.params)
             return model if self.hooks is None else self.hooks.prepare_model(model)
 
     def inputs(self) -> torch.Tensor:
@@ -171,9 +180,12 @@ def _train_and_store(job: ClassifierJob, model: Classifier, cache: Cache, device
 
     t0, c0 = time.perf_counter(), time.process_time()
 
-    history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
-                               resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
-                               hooks=job.hooks or DEFAULT_HOOKS)
+    if job.factory is not None and job.factory.trains:  # the user's training function (the audit)
+        history = job.factory.train(model, job.inputs(), job.labels, seed=job.seed, device=device, name=job.name)
+    else:
+        history = train_classifier(model, job.inputs(), job.labels, job.recipe, seed=job.seed, device=device,
+                                   resume=resume_state, on_epoch=on_epoch, progress=progress, desc=job.name,
+                                   hooks=job.hooks or DEFAULT_HOOKS)
     seconds, cpu = before + time.perf_counter() - t0, cpu_before + time.process_time() - c0
     state_dict = to_cpu(model.state_dict())
     check_finite(state_dict, job.name, job.recipe)
