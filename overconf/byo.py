@@ -107,8 +107,8 @@ def _arguments(model, shadow, nonmembers, attacks, metrics, temperature, seed) -
     shadow_model, fit_in, fit_out = (model, *shadow) if len(shadow) == 2 else shadow
     checks.module(shadow_model, "shadow[0] (the shadow model)")
     if not isinstance(nonmembers, Mapping):
-        raise InputTypeError(f"nonmembers must be a dict {{source name: x or (x, y)}}, got {type(nonmembers).__name__}; "
-                             f"e.g. nonmembers={{'test': (x_test, y_test)}}")
+        raise InputTypeError(f"nonmembers must be a dict {{source name: x or (x, y)}}, got "
+                             f"{type(nonmembers).__name__}; e.g. nonmembers={{'test': (x_test, y_test)}}")
     if not nonmembers:
         raise InputError("evaluate needs at least one non-member source, e.g. nonmembers={'test': (x, y)}")
     if isinstance(attacks, (str, Mapping)):

@@ -113,7 +113,8 @@ def test_evaluate_names_both_shapes_when_the_inputs_do_not_fit_the_model(data):
                                          r"\(torch.float32\); its first layer Conv2d takes 1 input channel"):
         overconf.evaluate(stem, x, {"test": x}, shadow=(x, x), attacks=["max_score"])
     x5, *_ = data
-    with pytest.raises(InputError, match=r"nonmembers\['noise'\]: per-sample shape 7 differs from that of members \(5\)"):
+    with pytest.raises(InputError, match=r"nonmembers\['noise'\]: per-sample shape 7 differs from that of "
+                                         r"members \(5\)"):
         run(data, nonmembers={"noise": torch.randn(4, 7)})
 
 
@@ -205,7 +206,8 @@ def test_attack_fit_refuses_bad_labels_and_class_counts(logits):
     with pytest.raises(InputError, match=r"nonmember_logits: K = 4 classes, where member_logits have K = 3"):
         overconf.attacks.fit("max_score", z_in, torch.randn(10, 4))
     fitted = overconf.attacks.fit("loss", z_in, z_out, y, torch.full((40,), -1))  # -1: unlabelled, accepted
-    with pytest.raises(InputError, match=r"logits: K = 4 classes, where the shadow outputs it was fitted on have K = 3"):
+    with pytest.raises(InputError, match=r"logits: K = 4 classes, where the shadow outputs it was fitted on "
+                                         r"have K = 3"):
         fitted.score(torch.randn(10, 4))
     with pytest.raises(InputError, match=r"logits: logits must be \[N, K\].*got shape \[10\].*zeros_like"):
         fitted.score(torch.randn(10))

@@ -81,7 +81,8 @@ def counts(k, n) -> tuple[int, int]:
     """k successes of n trials: whole numbers, 0 <= k <= n."""
     k, n = checks.count(k, "k"), checks.count(n, "n")
     if k > n:
-        checks.fail("k", f"k = {k} successes out of n = {n} trials", "k counts the flagged samples among n: 0 <= k <= n")
+        checks.fail("k", f"k = {k} successes out of n = {n} trials",
+                    "k counts the flagged samples among n: 0 <= k <= n")
     return k, n
 
 
