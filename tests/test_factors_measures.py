@@ -9,7 +9,8 @@ from overconf.core.cache import set_values
 from overconf.config import Recipe, read_config
 from overconf.config.factors import is_factors, parse_factors, read_factors
 from overconf.core.errors import ConfigError
-from overconf.runner.factors.measures import bias_variance, centroid_distance, generalisation, nll
+from overconf.runner.factors.measures import (bias_variance, centroid_distance, centroid_distance_classwise,
+                                              centroid_distance_sorted, generalisation, nll)
 from overconf.training.jobs import RECIPE_KEY_FIELDS
 from overconf.training.step import SmoothedCrossEntropy, SoftmaxMSE, classification_loss
 
@@ -73,11 +74,26 @@ def test_centroid_distance_and_generalisation():
     tr = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     te = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
     lab = torch.tensor([0, 1])
-    assert centroid_distance(tr, lab, te, lab) == pytest.approx(math.sqrt(0.5) / 2)
+    assert centroid_distance_classwise(tr, lab, te, lab) == pytest.approx(math.sqrt(0.5) / 2)
+    # the paper's: unconditional means (0.5, 0.5) and (0.25, 0.75): distance sqrt(2) / 4
+    assert centroid_distance(tr, te) == pytest.approx(math.sqrt(2) / 4)
+    assert centroid_distance_classwise(tr, lab, te, lab) != pytest.approx(centroid_distance(tr, te))
     logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
     m = generalisation(logits[:2], lab, logits[1:], torch.tensor([0, 1]))
     assert m["train_acc"] == 1.0 and m["test_acc"] == 0.5 and m["acc_gap"] == 0.5
     assert m["loss_gap"] == pytest.approx(m["test_loss"] - m["train_loss"]) and m["loss_gap"] > 0
+
+
+def test_centroid_distance_sorted3_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    tr, te = torch.randn(7, 10, generator=g), torch.randn(5, 10, generator=g)
+
+    def centroid(rows):
+        top = [sorted(r.tolist(), reverse=True)[:3] for r in rows]
+        return [sum(t[j] for t in top) / len(top) for j in range(3)]
+
+    a, b = centroid(tr), centroid(te)
+    assert centroid_distance_sorted(tr, te, 3) == pytest.approx(math.dist(a, b), abs=1e-9)
 
 
 def test_softmax_mse_loss_and_recipe_option():

@@ -39,11 +39,23 @@ def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(-lp.gather(1, labels[:, None]).mean())
 
 
-def centroid_distance(train_probs: torch.Tensor, train_labels: torch.Tensor, test_probs: torch.Tensor,
-                      test_labels: torch.Tensor) -> float:
-    """Mean over classes of || mean_{train, y=k} p(x) - mean_{test, y=k} p(x) ||_2: the distance
-    between the mean output vectors on train and test, class by class (the paper's released code
-    returns ~1.0 through a bug; this is the quantity it describes)."""
+def centroid_distance(train_out: torch.Tensor, test_out: torch.Tensor) -> float:
+    """The paper's CentroidDistance (Baluta et al. 2022; analyses.md "Causal factors"):
+    || mean_{x in train} f(x) - mean_{x in test} f(x) ||_2, the Euclidean distance between the mean
+    raw output vector on all training points and on all test points, unconditional on the class."""
+    return float((train_out.double().mean(0) - test_out.double().mean(0)).norm())
+
+
+def centroid_distance_sorted(train_out: torch.Tensor, test_out: torch.Tensor, k: int = 3) -> float:
+    """The paper's "sorted_k" variant (k = 3 for the top-3 and MemGuard attacks): the centroid
+    distance of the k largest outputs of each point, sorted in decreasing order."""
+    return centroid_distance(train_out.topk(k, dim=1).values, test_out.topk(k, dim=1).values)
+
+
+def centroid_distance_classwise(train_probs: torch.Tensor, train_labels: torch.Tensor, test_probs: torch.Tensor,
+                                test_labels: torch.Tensor) -> float:
+    """overconf's class-wise variant: mean over classes k of
+    || mean_{train, y=k} p(x) - mean_{test, y=k} p(x) ||_2 (softmax outputs)."""
     out = []
     for k in torch.unique(torch.cat([train_labels, test_labels])).tolist():
         a, b = train_probs[train_labels == k], test_probs[test_labels == k]
@@ -54,13 +66,16 @@ def centroid_distance(train_probs: torch.Tensor, train_labels: torch.Tensor, tes
 
 def generalisation(train_logits: torch.Tensor, train_labels: torch.Tensor, test_logits: torch.Tensor,
                    test_labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
-    """Accuracy, loss and their gaps, centroid distance, ECE and overconfidence error (on test)."""
+    """Accuracy, loss and their gaps, centroid distances (the paper's on raw outputs = logits, its
+    sorted_3 variant, overconf's class-wise one on softmax outputs), ECE and overconfidence error (on test)."""
     p_tr, p_te = train_logits.double().softmax(-1), test_logits.double().softmax(-1)
     out = {"train_acc": accuracy(p_tr, train_labels), "test_acc": accuracy(p_te, test_labels),
            "train_loss": nll(train_logits, train_labels), "test_loss": nll(test_logits, test_labels)}
     out["acc_gap"] = out["train_acc"] - out["test_acc"]
     out["loss_gap"] = out["test_loss"] - out["train_loss"]
-    out["centroid_distance"] = centroid_distance(p_tr, train_labels, p_te, test_labels)
+    out["centroid_distance"] = centroid_distance(train_logits, test_logits)
+    out["centroid_distance_sorted3"] = centroid_distance_sorted(train_logits, test_logits, 3)
+    out["centroid_distance_classwise"] = centroid_distance_classwise(p_tr, train_labels, p_te, test_labels)
     out["ece"] = expected_calibration_error(p_te, test_labels, n_bins)
     out["overconfidence"] = overconfidence_error(p_te, test_labels, n_bins)
     out["mms_test"] = float(p_te.max(1).values.mean())
