@@ -26,7 +26,7 @@ from overconf.runner.factors.grid import Blocks, job_for, outputs, train_configu
 from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score
 
 log = logging.getLogger(__name__)
-ROWS_VERSION = 1
+ROWS_VERSION = 2
 
 
 def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sources: dict[str, SourceData],
