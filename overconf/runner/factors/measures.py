@@ -48,7 +48,9 @@ def centroid_distance(train_out: torch.Tensor, test_out: torch.Tensor) -> float:
 
 def centroid_distance_sorted(train_out: torch.Tensor, test_out: torch.Tensor, k: int = 3) -> float:
     """The paper's "sorted_k" variant (k = 3 for the top-3 and MemGuard attacks): the centroid
-    distance of the k largest outputs of each point, sorted in decreasing order."""
+    distance of the k largest outputs of each point, sorted in decreasing order (all of them when
+    there are fewer than k classes)."""
+    k = min(k, train_out.shape[1])
     return centroid_distance(train_out.topk(k, dim=1).values, test_out.topk(k, dim=1).values)
 
 
