@@ -91,7 +91,7 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
             row[f"mms_{k}"] = mean_max_score(v)
         if on_src[r]:
             row["mms_ood"] = sum(row[f"mms_{k}"] for k in on_src[r]) / len(on_src[r])
-        shadow_ids = [(r + 1 + i) % r_count for i in range(r_count - 1)]
+        shadow_ids = [(r + 1 + i) % r_count for i in range(cfg.attacks.shokri_shadows or r_count - 1)]
         tag = (conf["config"], r)
         row |= attack_row(views[r], [views[s] for s in shadow_ids], cfg.data.eval_size, attacks, cfg.seed, tag)
         if cfg.attacks.memguard is not None:

@@ -1,0 +1,44 @@
+"""The one-row-per-configuration table (Baluta et al. 2022) against a hand-made grid, and the
+config knobs of the unit of analysis and of Shokri's shadows."""
+import pandas as pd
+import pytest
+
+from overconf.config.factors import parse_factors
+from overconf.core.errors import ConfigError
+from overconf.runner.factors.rows import analysis_rows, per_configuration
+
+
+def hand_made() -> pd.DataFrame:
+    # 2 configurations x 3 repeats, and one configuration with 2 repeats (rows out of order)
+    rows = [(0, 0, "mse", 0.0, 0.90, 0.60), (1, 0, "cross_entropy", 5e-4, 0.80, 0.55), (0, 1, "mse", 0.0, 0.70, 0.50),
+            (0, 2, "mse", 0.0, 0.80, 0.70), (1, 1, "cross_entropy", 5e-4, 0.60, 0.65), (2, 0, "mse", 5e-4, 0.5, 0.5),
+            (1, 2, "cross_entropy", 5e-4, 0.70, 0.60), (2, 1, "mse", 5e-4, 0.7, 0.6)]
+    return pd.DataFrame(rows, columns=["config", "repeat", "loss", "weight_decay", "acc_gap", "attack_loss"])
+
+
+def test_one_row_per_configuration_against_a_hand_made_grid():
+    table = per_configuration(hand_made())
+    assert list(table["config"]) == [0, 1, 2] and "repeat" not in table.columns
+    assert list(table["loss"]) == ["mse", "cross_entropy", "mse"]
+    assert list(table["weight_decay"]) == [0.0, 5e-4, 5e-4]
+    # means computed by hand: config 0: (0.9 + 0.7 + 0.8) / 3, (0.6 + 0.5 + 0.7) / 3; ...
+    assert table["acc_gap"].tolist() == pytest.approx([0.8, 0.7, 0.6])
+    assert table["attack_loss"].tolist() == pytest.approx([0.6, 0.6, 0.55])
+    assert table["models"].tolist() == [3, 3, 2]
+
+
+def test_analysis_rows_unit():
+    frame = hand_made()
+    assert len(analysis_rows(frame, "configuration")) == 3
+    assert analysis_rows(frame, "repeat") is frame
+
+
+def test_rows_and_shokri_shadows_options():
+    raw = {"study": "causal_factors", "grid": {"repeats": 3}}
+    assert parse_factors(raw).analysis.rows == "configuration"
+    assert parse_factors(raw | {"analysis": {"rows": "repeat"}}).analysis.rows == "repeat"
+    with pytest.raises(ConfigError, match="analysis.rows"):
+        parse_factors(raw | {"analysis": {"rows": "model"}})
+    assert parse_factors(raw | {"attacks": {"shokri_shadows": 2}}).attacks.shokri_shadows == 2
+    with pytest.raises(ConfigError, match="shokri_shadows"):
+        parse_factors(raw | {"attacks": {"shokri_shadows": 3}})
