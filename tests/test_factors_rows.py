@@ -42,3 +42,31 @@ def test_rows_and_shokri_shadows_options():
     assert parse_factors(raw | {"attacks": {"shokri_shadows": 2}}).attacks.shokri_shadows == 2
     with pytest.raises(ConfigError, match="shokri_shadows"):
         parse_factors(raw | {"attacks": {"shokri_shadows": 3}})
+
+
+def test_threshold_attack_on_the_mse_loss_against_a_loop():
+    """Baluta et al.'s threshold attack for MSE models: member iff the MSE loss is at most the mean
+    training (shadow member) MSE loss."""
+    import torch
+
+    from overconf.attacks import ATTACKS, Signals
+
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(12, 4, generator=g)
+    labels = torch.randint(0, 4, (12,), generator=g)
+    s = Signals(logits.double().log_softmax(-1), labels)
+    members, nonmembers = s.subset(slice(0, 6)), s.subset(slice(6, 12))
+
+    def mse(i):
+        p = logits[i].double().softmax(-1).tolist()
+        return sum((p[k] - (k == int(labels[i]))) ** 2 for k in range(4))
+
+    threshold = sum(mse(i) for i in range(6)) / 6
+    expected = [mse(i) <= threshold for i in range(12)]
+    fitted = ATTACKS["loss"](rule="mean_train_loss", loss="mse").fit(members, nonmembers, generator=g)
+    assert fitted.decide(s).tolist() == expected
+    ce = ATTACKS["loss"](rule="mean_train_loss").fit(members, nonmembers, generator=g)
+    ce_threshold = -sum(float(s.log_probs[i, labels[i]]) for i in range(6)) / 6
+    assert ce.decide(s).tolist() == [float(-s.log_probs[i, labels[i]]) <= ce_threshold + 1e-12 for i in range(12)]
+    with pytest.raises(ConfigError, match="loss"):
+        ATTACKS["loss"](loss="hinge")

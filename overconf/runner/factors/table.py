@@ -77,7 +77,7 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
                 views[r].members.log_probs, jobs[r].labels, on_cal[r].double().log_softmax(-1), cal_y,
                 derive_seed(cfg.seed, "factors", "memguard", conf["config"], r)))
             defended.append(released(views[r], d.release, cfg.data.eval_size))
-    attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden)
+    attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden, conf["loss"])
     num_params = sum(p.numel() for p in trained[0].model.parameters())
     rows = []
     for r in range(r_count):
