@@ -70,3 +70,32 @@ def test_threshold_attack_on_the_mse_loss_against_a_loop():
     assert ce.decide(s).tolist() == [float(-s.log_probs[i, labels[i]]) <= ce_threshold + 1e-12 for i in range(12)]
     with pytest.raises(ConfigError, match="loss"):
         ATTACKS["loss"](loss="hinge")
+
+
+def test_effect_in_min_to_max_units_is_the_raw_regression_slope_times_the_range():
+    import numpy as np
+
+    from overconf.runner.factors.causal import raw_effect, standardise
+
+    x = np.array([0.0, 1.0, 2.0, 4.0, 8.0])
+    frame = pd.DataFrame({"acc_gap": x, "attack_loss": 0.5 + 0.03 * x})
+    data, _ = standardise(frame, ["acc_gap", "attack_loss"])
+    slope = float(np.polyfit(data["acc_gap"], data["attack_loss"], 1)[0])  # 1.0: exact line
+    effect = {"factor": "acc_gap", "outcome": "attack_loss", "effect": slope}
+    # DoWhy's control = min, treatment = max on y = 0.5 + 0.03 x: 0.03 * (8 - 0)
+    assert raw_effect(effect, frame) == pytest.approx(0.24)
+
+
+def test_predictive_power_by_the_papers_holdout_of_rows():
+    import numpy as np
+
+    from overconf.config.factors import CausalAnalysis
+    from overconf.runner.factors.causal import predictive_power_holdout
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    frame = pd.DataFrame({"config": range(40), "train_size": x, "attack_loss": 2 * x + 0.01 * rng.normal(size=40)})
+    an = CausalAnalysis(nodes=["train_size", "acc_gap"], exogenous=["train_size"], white_list=[])
+    res = predictive_power_holdout(frame, ["train_size"], "attack_loss", an, seed=0)
+    assert len(res["observed"]) == 8  # 20% of 40 rows
+    assert res["r"] > 0.99
