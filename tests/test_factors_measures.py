@@ -135,3 +135,29 @@ def test_factors_config_parses_and_rejects_bad_values(tmp_path):
             parse_factors(base | raw)
     with pytest.raises(ConfigError, match="study"):
         is_factors({"study": "something_else"})
+
+
+def test_train_side_variance_against_a_direct_loop_over_models():
+    """The paper's TrainBias2 / TrainVar with overlapping (random) training sets: per point, the
+    decomposition over the models that trained on it, averaged over points (direct loop)."""
+    from overconf.runner.factors.measures import train_side
+
+    g = torch.Generator().manual_seed(3)
+    pool_y = torch.randint(0, 3, (6,), generator=g)
+    indices = [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 3, 4, 0]), torch.tensor([5, 2, 1, 4])]
+    own = [torch.randn(4, 3, generator=g) for _ in indices]
+    table, mask, points = train_side(own, indices)
+    b, v = bias_variance(table, pool_y[points], mask)
+    biases, variances = [], []
+    for p in range(6):
+        lps = [own[m][list(idx.tolist()).index(p)].double().log_softmax(-1) for m, idx in enumerate(indices)
+               if p in idx.tolist()]
+        mean = sum(lps) / len(lps)
+        log_pbar = mean.log_softmax(-1)
+        biases.append(float(-log_pbar[pool_y[p]]))
+        variances.append(sum(float((log_pbar.exp() * (log_pbar - lp)).sum()) for lp in lps) / len(lps))
+    assert b == pytest.approx(sum(biases) / 6, abs=1e-12)
+    assert v == pytest.approx(sum(variances) / 6, abs=1e-12)
+    assert v > 0  # points trained on by several models: TrainVar is not zero
+    _, v_disjoint = bias_variance(*train_side(own[:1], indices[:1])[:1], pool_y[indices[0]])
+    assert v_disjoint == pytest.approx(0.0, abs=1e-12)

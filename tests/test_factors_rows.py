@@ -99,3 +99,24 @@ def test_predictive_power_by_the_papers_holdout_of_rows():
     res = predictive_power_holdout(frame, ["train_size"], "attack_loss", an, seed=0)
     assert len(res["observed"]) == 8  # 20% of 40 rows
     assert res["r"] > 0.99
+
+
+def test_random_splits_overlap_and_disjoint_ones_do_not():
+    from types import SimpleNamespace
+
+    import torch
+
+    from overconf.runner.factors.grid import make_blocks
+
+    ds = SimpleNamespace(name="toy", train_y=torch.arange(400) % 10, test_y=torch.arange(400) % 10)
+    raw = {"study": "causal_factors", "grid": {"repeats": 4, "train_sizes": [50]},
+           "data": {"test_size": 50, "calibration_size": 20, "source_size": 20}}
+    disjoint = make_blocks(ds, parse_factors(raw))
+    assert len(torch.unique(torch.cat(disjoint.train))) == 4 * 50
+    random = make_blocks(ds, parse_factors(raw | {"grid": raw["grid"] | {"splits": "random"}}))
+    union = torch.cat(random.train)
+    assert all(len(torch.unique(b)) == 50 for b in random.train)
+    assert len(torch.unique(union)) <= 100 < len(union)  # one pool of 2 x 50: points shared by models
+    assert not set(random.calibration.tolist()) & set(union.tolist())
+    with pytest.raises(ConfigError, match="grid.splits"):
+        parse_factors(raw | {"grid": {"splits": "bootstrap"}})

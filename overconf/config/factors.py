@@ -23,6 +23,7 @@ from .schema import Component, Recipe
 STUDY_KIND = "causal_factors"
 LOSSES = ("cross_entropy", "mse")
 ROW_UNITS = ("configuration", "repeat")
+SPLITS = ("disjoint", "random")
 ATTACK_NAMES = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", "max_score")
 """the factor table's attacks: attack_<name> (Baluta et al.'s six variants plus the max-score threshold)"""
 
@@ -68,6 +69,11 @@ class FactorGrid:
     repeats: int = 3
     """models per configuration, each on its own disjoint training subset (>= 2: the other
     repeats are the attacker's shadow models)"""
+
+    splits: str = "disjoint"
+    """disjoint: repeat r trains on its own block (shadows on disjoint data; TrainVar is 0) |
+    random: the paper's, each repeat a different random draw from one pool of 2 x max(train_sizes)
+    images, so each point is trained on by several models (TrainVar > 0)"""
 
     def product(self) -> list[dict[str, Any]]:
         """Every configuration of the Cartesian product, in a fixed order."""
@@ -238,6 +244,7 @@ def _validate(cfg: FactorsConfig) -> None:
     check(all(w >= 0 for w in g.weight_decays), "grid.weight_decays must be >= 0")
     check(all(0 <= e < 1 for e in g.label_smoothings), "grid.label_smoothings must lie in [0, 1)")
     check(g.repeats >= 2, f"grid.repeats must be >= 2 (each repeat's shadows are the other repeats), got {g.repeats}")
+    check(g.splits in SPLITS, f"grid.splits: '{g.splits}' is not a split design; use one of: {', '.join(SPLITS)}")
     check(g.width_param not in g.params, f"grid.params sets '{g.width_param}', which grid.widths varies; remove it")
     n = len(g.product())
     if g.configurations is not None:

@@ -33,6 +33,21 @@ def bias_variance(log_probs: torch.Tensor, labels: torch.Tensor,
     return float(bias2), float(variance)
 
 
+def train_side(own: list[torch.Tensor], indices: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The train-side table of the paper's TrainBias2 / TrainVar: model m's outputs ``own[m]`` [n_m, K]
+    on its training points ``indices[m]`` (pool indices) become ([M, U, K] outputs, [M, U] mask of
+    "m trained on point u", [U] unique points), U the union of the training sets. With random splits
+    a point is trained on by several models (TrainVar > 0); with disjoint ones by one (TrainVar = 0)."""
+    points = torch.unique(torch.cat(indices))
+    where = {int(p): i for i, p in enumerate(points)}
+    table = torch.zeros(len(own), len(points), own[0].shape[1], dtype=own[0].dtype)
+    mask = torch.zeros(len(own), len(points), dtype=torch.bool)
+    for m, (out, idx) in enumerate(zip(own, indices)):
+        cols = torch.tensor([where[int(p)] for p in idx], dtype=torch.long)
+        table[m, cols], mask[m, cols] = out, True
+    return table, mask, points
+
+
 def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean cross-entropy -log p_y (without label smoothing)."""
     lp = log_probs.double().log_softmax(-1)

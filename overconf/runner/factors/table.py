@@ -23,7 +23,7 @@ from overconf.defenses.base import DefenseContext
 from overconf.core.seeding import derive_seed
 from overconf.runner.factors.attacks import ModelView, attack_row, make_attacks, released, signals
 from overconf.runner.factors.grid import Blocks, job_for, outputs, train_configuration
-from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score
+from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score, train_side
 
 log = logging.getLogger(__name__)
 ROWS_VERSION = 2
@@ -58,15 +58,12 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
     size = cfg.data.test_size
     block = [slice(r * size, (r + 1) * size) for r in range(r_count)]
     # bias-variance over the configuration's models: test version on every test block (all models),
-    # train version on every training set (per point, the one model that trained on it)
+    # train version on every training point (per point, the models that trained on it: one with
+    # disjoint splits, several with grid.splits: random, the paper's)
     bias2, variance = bias_variance(torch.stack(on_test), test_y)
     n = conf["train_size"]
-    all_train_y = torch.cat([j.labels for j in jobs])
-    train_lp = torch.stack([torch.cat([own[r] if q == r else torch.zeros_like(own[q]) for q in range(r_count)])
-                            for r in range(r_count)])
-    mask = torch.zeros(r_count, r_count * n, dtype=torch.bool)
-    for r in range(r_count):
-        mask[r, r * n:(r + 1) * n] = True
+    train_lp, mask, points = train_side(own, [blocks.train[r][:n] for r in range(r_count)])
+    all_train_y = ds.train_y[points]
     bias2_train, variance_train = bias_variance(train_lp, all_train_y, mask)
     views = [ModelView(signals(own[r], jobs[r].labels), signals(on_test[r][block[r]], test_y[block[r]]),
                        {k: signals(v, sources[k].y) for k, v in on_src[r].items()}) for r in range(r_count)]
