@@ -49,10 +49,10 @@ class Blocks:
 
 def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
     r, n, d = cfg.grid.repeats, max(cfg.grid.train_sizes), cfg.data
-    pool = 2 * n if cfg.grid.splits == "random" else r * n
-    need_train, need_test = pool + d.calibration_size, r * d.test_size + d.source_size
+    pool_size = 2 * n if cfg.grid.splits == "random" else r * n
+    need_train, need_test = pool_size + d.calibration_size, r * d.test_size + d.source_size
     for pool, need, have, what in (("train", need_train, len(ds.train_y),
-                                    f"training pool + data.calibration_size = {pool} + {d.calibration_size}"),
+                                    f"training pool + data.calibration_size = {pool_size} + {d.calibration_size}"),
                                    ("test", need_test, len(ds.test_y),
                                     f"grid.repeats x data.test_size + data.source_size = {r} x {d.test_size} + "
                                     f"{d.source_size}")):
@@ -61,11 +61,11 @@ def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
     tr = stratified_order(ds.train_y, generator(cfg.seed, "factors", "train"))
     te = stratified_order(ds.test_y, generator(cfg.seed, "factors", "test"))
     if cfg.grid.splits == "random":  # the paper's: a different random draw per repeat from one pool
-        train = [tr[:pool][torch.randperm(pool, generator=generator(cfg.seed, "factors", "split", i))[:n]]
+        train = [tr[:pool_size][torch.randperm(pool_size, generator=generator(cfg.seed, "factors", "split", i))[:n]]
                  for i in range(r)]
     else:
         train = [tr[i * n:(i + 1) * n] for i in range(r)]
-    return Blocks(train, tr[pool:need_train],
+    return Blocks(train, tr[pool_size:need_train],
                   [te[i * d.test_size:(i + 1) * d.test_size] for i in range(r)], te[r * d.test_size:need_test])
 
 
