@@ -52,7 +52,8 @@ def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
     pool_size = 2 * n if cfg.grid.splits == "random" else r * n
     need_train, need_test = pool_size + d.calibration_size, r * d.test_size + d.source_size
     for pool, need, have, what in (("train", need_train, len(ds.train_y),
-                                    f"training pool + data.calibration_size = {pool_size} + {d.calibration_size}"),
+                                    f"training pool (grid.repeats x max(grid.train_sizes), 2 x max(grid.train_sizes) with grid.splits: "
+                                    f"random) + data.calibration_size = {pool_size} + {d.calibration_size}"),
                                    ("test", need_test, len(ds.test_y),
                                     f"grid.repeats x data.test_size + data.source_size = {r} x {d.test_size} + "
                                     f"{d.source_size}")):
