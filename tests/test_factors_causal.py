@@ -98,6 +98,7 @@ def test_tiny_grid_end_to_end(tmp_path):
     assert len(frame) == 4 * 2  # one row per configuration and repeat
     assert sorted(zip(frame["config"], frame["repeat"])) == [(c, r) for c in range(4) for r in range(2)]
     for col in ("acc_gap", "loss_gap", "bias2", "variance", "num_params", "centroid_distance", "ece",
+                "centroid_distance_sorted3", "centroid_distance_classwise",
                 "overconfidence", "mms_gaussian", "attack_top10_label", "attack_shokri", "fpr_ood",
                 "attack_loss_memguard", "fpr_ood_memguard"):
         assert col in frame.columns and frame[col].notna().all(), col
@@ -110,7 +111,11 @@ def test_tiny_grid_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     assert json.loads((out / "status.json").read_text())["status"] == "complete"
     summary = (out / "summary.md").read_text()
-    assert "accuracy gap has the largest causal effect" in summary and "Overconfidence causes" in summary
+    assert "largest" not in summary and "Overconfidence causes" in summary
+    for claim in ("High predictive power (0.90)", "imperfect generalization only", "share causal factors"):
+        assert claim in summary, claim
+    assert "one row per configuration" in summary
+    assert all("beside_gap" in r for r in result.analysis["outcomes"].values() if "effects" in r)
     assert len(pd.read_csv(out / "factors.csv")) == 8
     again = overconf.run(raw)  # everything cached: the same table
     pd.testing.assert_frame_equal(again.frame.drop(columns="train_seconds"), frame.drop(columns="train_seconds"))

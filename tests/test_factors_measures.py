@@ -9,7 +9,8 @@ from overconf.core.cache import set_values
 from overconf.config import Recipe, read_config
 from overconf.config.factors import is_factors, parse_factors, read_factors
 from overconf.core.errors import ConfigError
-from overconf.runner.factors.measures import bias_variance, centroid_distance, generalisation, nll
+from overconf.runner.factors.measures import (bias_variance, centroid_distance, centroid_distance_classwise,
+                                              centroid_distance_sorted, generalisation, nll)
 from overconf.training.jobs import RECIPE_KEY_FIELDS
 from overconf.training.step import SmoothedCrossEntropy, SoftmaxMSE, classification_loss
 
@@ -73,11 +74,25 @@ def test_centroid_distance_and_generalisation():
     tr = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     te = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
     lab = torch.tensor([0, 1])
-    assert centroid_distance(tr, lab, te, lab) == pytest.approx(math.sqrt(0.5) / 2)
+    assert centroid_distance_classwise(tr, lab, te, lab) == pytest.approx(math.sqrt(0.5) / 2)
+    # the paper's: unconditional means (0.5, 0.5) and (0.25, 0.75): distance sqrt(2) / 4
+    assert centroid_distance(tr, te) == pytest.approx(math.sqrt(2) / 4)
     logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
     m = generalisation(logits[:2], lab, logits[1:], torch.tensor([0, 1]))
     assert m["train_acc"] == 1.0 and m["test_acc"] == 0.5 and m["acc_gap"] == 0.5
     assert m["loss_gap"] == pytest.approx(m["test_loss"] - m["train_loss"]) and m["loss_gap"] > 0
+
+
+def test_centroid_distance_sorted3_against_a_loop():
+    g = torch.Generator().manual_seed(0)
+    tr, te = torch.randn(7, 10, generator=g), torch.randn(5, 10, generator=g)
+
+    def centroid(rows):
+        top = [sorted(r.tolist(), reverse=True)[:3] for r in rows]
+        return [sum(t[j] for t in top) / len(top) for j in range(3)]
+
+    a, b = centroid(tr), centroid(te)
+    assert centroid_distance_sorted(tr, te, 3) == pytest.approx(math.dist(a, b), abs=1e-9)
 
 
 def test_softmax_mse_loss_and_recipe_option():
@@ -120,3 +135,29 @@ def test_factors_config_parses_and_rejects_bad_values(tmp_path):
             parse_factors(base | raw)
     with pytest.raises(ConfigError, match="study"):
         is_factors({"study": "something_else"})
+
+
+def test_train_side_variance_against_a_direct_loop_over_models():
+    """The paper's TrainBias2 / TrainVar with overlapping (random) training sets: per point, the
+    decomposition over the models that trained on it, averaged over points (direct loop)."""
+    from overconf.runner.factors.measures import train_side
+
+    g = torch.Generator().manual_seed(3)
+    pool_y = torch.randint(0, 3, (6,), generator=g)
+    indices = [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 3, 4, 0]), torch.tensor([5, 2, 1, 4])]
+    own = [torch.randn(4, 3, generator=g) for _ in indices]
+    table, mask, points = train_side(own, indices)
+    b, v = bias_variance(table, pool_y[points], mask)
+    biases, variances = [], []
+    for p in range(6):
+        lps = [own[m][list(idx.tolist()).index(p)].double().log_softmax(-1) for m, idx in enumerate(indices)
+               if p in idx.tolist()]
+        mean = sum(lps) / len(lps)
+        log_pbar = mean.log_softmax(-1)
+        biases.append(float(-log_pbar[pool_y[p]]))
+        variances.append(sum(float((log_pbar.exp() * (log_pbar - lp)).sum()) for lp in lps) / len(lps))
+    assert b == pytest.approx(sum(biases) / 6, abs=1e-12)
+    assert v == pytest.approx(sum(variances) / 6, abs=1e-12)
+    assert v > 0  # points trained on by several models: TrainVar is not zero
+    _, v_disjoint = bias_variance(*train_side(own[:1], indices[:1])[:1], pool_y[indices[0]])
+    assert v_disjoint == pytest.approx(0.0, abs=1e-12)

@@ -102,6 +102,23 @@ def test_lira_falls_back_for_points_no_reference_model_trained_on():
     assert torch.allclose(scores, d * (phi_t - mu - d / 2) / var, atol=1e-9)
 
 
+
+def test_lira_scores_without_signal_put_every_ood_point_on_one_side_of_a_threshold():
+    """docs/studies/defenses.md, "The LiRA anomaly under DP-SGD": with K = 4 reference models and
+    no membership signal (d ~ 0, as under DP-SGD), the in-distribution scores are heavy-tailed (2 IN
+    and 2 OUT models per point) while the points no model trained on get the equal-variance
+    fallback d (phi - mu_out - d / 2) / s_out^2, compressed near 0; a threshold below that band
+    flags nearly every such point, one above it nearly none, whatever the inputs are."""
+    fit_in, fit_out = gaussian_world(1000, 4, 0.05, 1.0, seed=0)
+    fitted = ATTACKS["lira"]().fit(fit_in, fit_out, generator=torch.Generator())
+    ood = copy.copy(fit_out)
+    ood.extra = dict(ood.extra, reference_keep=torch.zeros_like(ood.extra["reference_keep"]))
+    in_dist, unseen = fitted.score(fit_out), fitted.score(ood)
+    q10, q90 = in_dist.quantile(torch.tensor([0.1, 0.9], dtype=in_dist.dtype))
+    lo, hi = unseen.quantile(torch.tensor([0.1, 0.9], dtype=unseen.dtype))
+    assert (hi - lo) < 0.1 * (q90 - q10)  # the unseen points' band is narrow
+    assert ((unseen >= q10).double().mean() > 0.85) and ((unseen >= q90).double().mean() < 0.15)
+
 def test_scaled_logit_is_stable_for_saturated_probabilities():
     z = torch.tensor([[60.0, 0.0, -5.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
     y = torch.tensor([0, 2])

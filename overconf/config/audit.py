@@ -106,10 +106,16 @@ class MimicryConfig:
     """absolute difference of mean cross-entropies (nats)"""
 
 
+NEEDS_SIZES = ("qmia",)
+"""attacks that ``all`` leaves out: they need a data size the user chooses"""
+
+
 def parse_attacks(value: Any) -> list[Component]:
-    """``all`` (every registered attack, defaults) or a list of attacks as in a study."""
+    """``all`` (every registered attack at its defaults, except QMIA: it trains on public non-members
+    whose size the user chooses, e.g. ``{name: qmia, public: reserve, public_size: 2000}``) or a list
+    of attacks as in a study."""
     if value == "all":
-        return [Component(n) for n in NAMES["attack"]]
+        return [Component(n) for n in NAMES["attack"] if n not in NEEDS_SIZES]
     return [Component.from_config(v, f"attacks[{i}]") for i, v in enumerate(as_list(value, "attacks"))]
 
 

@@ -23,6 +23,8 @@ from .schema import Component, Recipe
 
 STUDY_KIND = "causal_factors"
 LOSSES = ("cross_entropy", "mse")
+ROW_UNITS = ("configuration", "repeat")
+SPLITS = ("disjoint", "random")
 ATTACK_NAMES = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", "max_score")
 """the factor table's attacks: attack_<name> (Baluta et al.'s six variants plus the max-score threshold)"""
 
@@ -69,6 +71,11 @@ class FactorGrid:
     """models per configuration, each on its own disjoint training subset (>= 2: the other
     repeats are the attacker's shadow models)"""
 
+    splits: str = "disjoint"
+    """disjoint: repeat r trains on its own block (shadows on disjoint data; TrainVar is 0) |
+    random: the paper's, each repeat a different random draw from one pool of 2 x max(train_sizes)
+    images, so each point is trained on by several models (TrainVar > 0)"""
+
     def product(self) -> list[dict[str, Any]]:
         """Every configuration of the Cartesian product, in a fixed order."""
         keys = ("width", "train_size", "loss", "weight_decay", "label_smoothing")
@@ -87,6 +94,9 @@ class FactorAttacks:
     memguard: dict[str, Any] | None = None
     """MemGuard's parameters (``{budget: 0.5, steps: 100, epochs: 300}``), or None: no defended
     versions. The attacker is aware: the shadows are released through MemGuard too."""
+    shokri_shadows: int | None = None
+    """shadow models of Shokri et al.'s attack: the next this many repeats (the paper: 49; None: every
+    other repeat, grid.repeats - 1)"""
     memguard_attacks: list[str] = field(default_factory=lambda: list(ATTACK_NAMES))
     """the attacks also run against MemGuard (columns attack_<name>_memguard)"""
 
@@ -116,6 +126,10 @@ class CausalAnalysis:
     """simulations of each DoWhy refuter"""
     folds: int = 5
     """predictive power: held-out configurations (K-fold by configuration)"""
+    rows: str = "configuration"
+    """configuration: one row per configuration, its factors and attack accuracies averaged over
+    its repeats' models (the paper's table; bootstraps and folds resample configurations) |
+    repeat: one row per (configuration, repeat)"""
 
 
 @dataclass
@@ -218,6 +232,7 @@ def _validate(cfg: FactorsConfig) -> None:
     check(all(w >= 0 for w in g.weight_decays), "grid.weight_decays must be >= 0")
     check(all(0 <= e < 1 for e in g.label_smoothings), "grid.label_smoothings must lie in [0, 1)")
     check(g.repeats >= 2, f"grid.repeats must be >= 2 (each repeat's shadows are the other repeats), got {g.repeats}")
+    check(g.splits in SPLITS, f"grid.splits: '{g.splits}' is not a split design; use one of: {', '.join(SPLITS)}")
     check(g.width_param not in g.params, f"grid.params sets '{g.width_param}', which grid.widths varies; remove it")
     n = len(g.product())
     if g.configurations is not None:
@@ -227,6 +242,9 @@ def _validate(cfg: FactorsConfig) -> None:
     a = cfg.attacks
     check(a.mlp_epochs >= 1 and a.shokri_epochs >= 1 and a.shokri_hidden >= 1,
           "attacks.mlp_epochs, shokri_epochs and shokri_hidden must be >= 1")
+    if a.shokri_shadows is not None:
+        check(1 <= a.shokri_shadows <= g.repeats - 1, f"attacks.shokri_shadows must lie in [1, grid.repeats - 1 = "
+                                                      f"{g.repeats - 1}], got {a.shokri_shadows}; raise grid.repeats or lower it")
     bad = [v for v in a.memguard_attacks if v not in ATTACK_NAMES]
     check(not bad, f"attacks.memguard_attacks: {bad} are not attacks of the factor table; use some of: "
                    f"{', '.join(ATTACK_NAMES)}")
@@ -241,6 +259,7 @@ def _validate_analysis(an: CausalAnalysis) -> None:
     check(0 < an.edge_threshold <= 1, "analysis.edge_threshold must lie in (0, 1]")
     check(an.refute_simulations >= 1, "analysis.refute_simulations must be >= 1")
     check(an.folds >= 2, "analysis.folds must be >= 2")
+    check(an.rows in ROW_UNITS, f"analysis.rows: '{an.rows}' is not a row unit; use one of: {', '.join(ROW_UNITS)}")
     check(len(set(an.nodes)) == len(an.nodes) and len(an.nodes) >= 2, "analysis.nodes must list >= 2 distinct columns")
     for key in ("exogenous",):
         bad = [v for v in getattr(an, key) if v not in an.nodes]

@@ -24,7 +24,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def as_images(x: Any, where: str) -> torch.Tensor:
     """uint8 [N, C, H, W] from uint8 or [0, 1]-float images in NCHW, NHW or NHWC (C in 1, 3)."""
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
+    t = (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))).detach().cpu()
     if t.dim() == 3:
         t = t.unsqueeze(1)
     if t.dim() == 4 and t.shape[1] not in (1, 3) and t.shape[-1] in (1, 3):
@@ -45,7 +45,7 @@ def as_images(x: Any, where: str) -> torch.Tensor:
 
 
 def as_labels(y: Any, n: int, where: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).detach().cpu().reshape(-1)
+    t = (y if isinstance(y, torch.Tensor) else torch.from_numpy(np.array(y))).detach().cpu().reshape(-1)
     if t.is_floating_point() or t.dtype == torch.bool or len(t) != n:
         raise ConfigError(f"{where}: labels must be {n} integer class indices (one per image), got "
                           f"{len(t)} of type {t.dtype}")

@@ -72,6 +72,9 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True) -> RunData:
     run_dir = Path(run_dir)
     if require_complete:
         check_complete(run_dir)
+    if (run_dir / "audit.yaml").is_file():  # its config.yaml names the user's model and data, not registered ones
+        raise OverconfError(f"'{run_dir}' is an audit (overconf audit); compare reads study runs only: read the "
+                            f"audit's summary.md and results.csv")
     for name in ("config.yaml", "results.json", "per_sample.pt"):
         if not (run_dir / name).is_file():
             raise OverconfError(f"'{run_dir}' holds no {name}: pass the folder of a finished 'overconf run'")

@@ -67,6 +67,8 @@ def check_run_folder(run_dir: Path) -> None:
     if not (run_dir / "config.yaml").exists():
         raise ConfigError(f"'{run_dir}' is not an overconf run folder (no config.yaml); give a folder that "
                           f"'overconf run' wrote")
+    if (run_dir / "audit.yaml").exists():  # never imports the user's code from a run folder
+        raise ConfigError(f"'{run_dir}' is an audit (overconf audit); the analyses run on study runs only")
     if (run_dir / STATUS).exists():
         status = json.loads((run_dir / STATUS).read_text()).get("status")
         if status != "complete":

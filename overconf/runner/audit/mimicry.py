@@ -108,9 +108,10 @@ def mimicry(jobs: SeedJobs, model: ModelSpec, setting: Setting, target: TrainedC
         found = mismatches(fits[family], fits["target"], tol)
         rows.append(("-", "mimicry", f"{family}_mismatch", float(bool(found))))
         if found:
-            what = "the shadow model" if family == "shadow" else f"the reference models (mean over {jobs.cfg.reference.num_models})"
+            what = "the shadow model of {} does" if family == "shadow" else \
+                f"the reference models of {{}} (mean over {jobs.cfg.reference.num_models}) do"
             warnings.append(
-                f"mimicry: {what} of {model.label} do not train like the target: {'; '.join(found)}. They train on "
+                f"mimicry: {what.format(model.label)} not train like the target: {'; '.join(found)}. Trained on "
                 f"{fits[family].train_size} images (the target on {fits['target'].train_size}) with the audit's factory "
                 f"and recipe: check the recipe (optimizer, lr, epochs, batch_size, augmentation, loss) and the data "
                 f"sizes against how the target was trained; attack rates from models that do not mimic the target "

@@ -44,8 +44,10 @@ def released(view: ModelView, release: Callable[[torch.Tensor], torch.Tensor], n
                      {k: r(v) for k, v in view.sources.items()})
 
 
-def make_attacks(mlp_epochs: int, shokri_epochs: int, shokri_hidden: int) -> dict:
-    return {"loss": ATTACKS["loss"](rule="mean_train_loss"),
+def make_attacks(mlp_epochs: int, shokri_epochs: int, shokri_hidden: int, loss: str = "cross_entropy") -> dict:
+    """The factor table's attacks; the threshold attack on the models' own ``loss`` (the paper: member
+    iff the loss is at most the average training loss, the MSE loss for MSE models)."""
+    return {"loss": ATTACKS["loss"](rule="mean_train_loss", loss=loss),
             "top3": ATTACKS["salem"](k=3, epochs=mlp_epochs), "top3_label": ATTACKS["salem"](k=3, with_label=True, epochs=mlp_epochs),
             "top10": ATTACKS["salem"](k=10, epochs=mlp_epochs),
             "top10_label": ATTACKS["salem"](k=10, with_label=True, epochs=mlp_epochs),

@@ -4,6 +4,9 @@
 Train pool (a stratified seeded order, :func:`overconf.data.splits.stratified_order`): R blocks of
 ``max(train_sizes)`` images (repeat r trains on the first ``train_size`` of block r, so every
 configuration of a repeat draws from the same images), then a held-out calibration block.
+With ``grid.splits: random`` (the paper's) repeat r draws its block at random from one pool of
+2 x max(train_sizes) images instead, so training sets overlap and each point is trained on by
+several models (TrainVar > 0); the shadows then share some data with the target.
 Test pool: R blocks of ``test_size`` (repeat r's non-members), then the block the derived
 non-member sources (``permuted``) are made from. Blocks never overlap, so for the model of repeat r
 the other repeats' models are shadows trained like it on disjoint data of the same distribution.
@@ -46,10 +49,11 @@ class Blocks:
 
 def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
     r, n, d = cfg.grid.repeats, max(cfg.grid.train_sizes), cfg.data
-    need_train, need_test = r * n + d.calibration_size, r * d.test_size + d.source_size
+    pool_size = 2 * n if cfg.grid.splits == "random" else r * n
+    need_train, need_test = pool_size + d.calibration_size, r * d.test_size + d.source_size
     for pool, need, have, what in (("train", need_train, len(ds.train_y),
-                                    f"grid.repeats x max(grid.train_sizes) + data.calibration_size = {r} x {n} + "
-                                    f"{d.calibration_size}"),
+                                    f"training pool (grid.repeats x max(grid.train_sizes), 2 x max(grid.train_sizes) with grid.splits: "
+                                    f"random) + data.calibration_size = {pool_size} + {d.calibration_size}"),
                                    ("test", need_test, len(ds.test_y),
                                     f"grid.repeats x data.test_size + data.source_size = {r} x {d.test_size} + "
                                     f"{d.source_size}")):
@@ -57,7 +61,12 @@ def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
             raise ConfigError(f"{what} = {need} exceeds the {have} images of {ds.name}'s {pool} pool; lower these sizes")
     tr = stratified_order(ds.train_y, generator(cfg.seed, "factors", "train"))
     te = stratified_order(ds.test_y, generator(cfg.seed, "factors", "test"))
-    return Blocks([tr[i * n:(i + 1) * n] for i in range(r)], tr[r * n:need_train],
+    if cfg.grid.splits == "random":  # the paper's: a different random draw per repeat from one pool
+        train = [tr[:pool_size][torch.randperm(pool_size, generator=generator(cfg.seed, "factors", "split", i))[:n]]
+                 for i in range(r)]
+    else:
+        train = [tr[i * n:(i + 1) * n] for i in range(r)]
+    return Blocks(train, tr[pool_size:need_train],
                   [te[i * d.test_size:(i + 1) * d.test_size] for i in range(r)], te[r * d.test_size:need_test])
 
 

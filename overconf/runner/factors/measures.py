@@ -33,17 +33,46 @@ def bias_variance(log_probs: torch.Tensor, labels: torch.Tensor,
     return float(bias2), float(variance)
 
 
+def train_side(own: list[torch.Tensor], indices: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The train-side table of the paper's TrainBias2 / TrainVar: model m's outputs ``own[m]`` [n_m, K]
+    on its training points ``indices[m]`` (pool indices) become ([M, U, K] outputs, [M, U] mask of
+    "m trained on point u", [U] unique points), U the union of the training sets. With random splits
+    a point is trained on by several models (TrainVar > 0); with disjoint ones by one (TrainVar = 0)."""
+    points = torch.unique(torch.cat(indices))
+    where = {int(p): i for i, p in enumerate(points)}
+    table = torch.zeros(len(own), len(points), own[0].shape[1], dtype=own[0].dtype)
+    mask = torch.zeros(len(own), len(points), dtype=torch.bool)
+    for m, (out, idx) in enumerate(zip(own, indices)):
+        cols = torch.tensor([where[int(p)] for p in idx], dtype=torch.long)
+        table[m, cols], mask[m, cols] = out, True
+    return table, mask, points
+
+
 def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean cross-entropy -log p_y (without label smoothing)."""
     lp = log_probs.double().log_softmax(-1)
     return float(-lp.gather(1, labels[:, None]).mean())
 
 
-def centroid_distance(train_probs: torch.Tensor, train_labels: torch.Tensor, test_probs: torch.Tensor,
-                      test_labels: torch.Tensor) -> float:
-    """Mean over classes of || mean_{train, y=k} p(x) - mean_{test, y=k} p(x) ||_2: the distance
-    between the mean output vectors on train and test, class by class (the paper's released code
-    returns ~1.0 through a bug; this is the quantity it describes)."""
+def centroid_distance(train_out: torch.Tensor, test_out: torch.Tensor) -> float:
+    """The paper's CentroidDistance (Baluta et al. 2022; analyses.md "Causal factors"):
+    || mean_{x in train} f(x) - mean_{x in test} f(x) ||_2, the Euclidean distance between the mean
+    raw output vector on all training points and on all test points, unconditional on the class."""
+    return float((train_out.double().mean(0) - test_out.double().mean(0)).norm())
+
+
+def centroid_distance_sorted(train_out: torch.Tensor, test_out: torch.Tensor, k: int = 3) -> float:
+    """The paper's "sorted_k" variant (k = 3 for the top-3 and MemGuard attacks): the centroid
+    distance of the k largest outputs of each point, sorted in decreasing order (all of them when
+    there are fewer than k classes)."""
+    k = min(k, train_out.shape[1])
+    return centroid_distance(train_out.topk(k, dim=1).values, test_out.topk(k, dim=1).values)
+
+
+def centroid_distance_classwise(train_probs: torch.Tensor, train_labels: torch.Tensor, test_probs: torch.Tensor,
+                                test_labels: torch.Tensor) -> float:
+    """overconf's class-wise variant: mean over classes k of
+    || mean_{train, y=k} p(x) - mean_{test, y=k} p(x) ||_2 (softmax outputs)."""
     out = []
     for k in torch.unique(torch.cat([train_labels, test_labels])).tolist():
         a, b = train_probs[train_labels == k], test_probs[test_labels == k]
@@ -54,13 +83,16 @@ def centroid_distance(train_probs: torch.Tensor, train_labels: torch.Tensor, tes
 
 def generalisation(train_logits: torch.Tensor, train_labels: torch.Tensor, test_logits: torch.Tensor,
                    test_labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
-    """Accuracy, loss and their gaps, centroid distance, ECE and overconfidence error (on test)."""
+    """Accuracy, loss and their gaps, centroid distances (the paper's on raw outputs = logits, its
+    sorted_3 variant, overconf's class-wise one on softmax outputs), ECE and overconfidence error (on test)."""
     p_tr, p_te = train_logits.double().softmax(-1), test_logits.double().softmax(-1)
     out = {"train_acc": accuracy(p_tr, train_labels), "test_acc": accuracy(p_te, test_labels),
            "train_loss": nll(train_logits, train_labels), "test_loss": nll(test_logits, test_labels)}
     out["acc_gap"] = out["train_acc"] - out["test_acc"]
     out["loss_gap"] = out["test_loss"] - out["train_loss"]
-    out["centroid_distance"] = centroid_distance(p_tr, train_labels, p_te, test_labels)
+    out["centroid_distance"] = centroid_distance(train_logits, test_logits)
+    out["centroid_distance_sorted3"] = centroid_distance_sorted(train_logits, test_logits, 3)
+    out["centroid_distance_classwise"] = centroid_distance_classwise(p_tr, train_labels, p_te, test_labels)
     out["ece"] = expected_calibration_error(p_te, test_labels, n_bins)
     out["overconfidence"] = overconfidence_error(p_te, test_labels, n_bins)
     out["mms_test"] = float(p_te.max(1).values.mean())

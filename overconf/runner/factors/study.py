@@ -59,6 +59,7 @@ def run_factors(cfg: FactorsConfig, run_dir: str | Path | None = None, *, overwr
     the run folder (factors.csv, effects.csv, graph and predictive-power figures, summary.md)."""
     from overconf.runner.factors.causal import analyse
     from overconf.runner.factors.report import write_report as write
+    from overconf.runner.factors.rows import analysis_rows
 
     start = time.perf_counter()
     out = create_run_dir(cfg, run_dir, overwrite=overwrite)
@@ -67,7 +68,7 @@ def run_factors(cfg: FactorsConfig, run_dir: str | Path | None = None, *, overwr
         atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         cache = Cache(cfg.cache_dir)
         frame = factor_table(cfg, cache, resolve_device(cfg.device))
-        analysis = analyse(frame, cfg.analysis, seed=cfg.seed)
+        analysis = analyse(analysis_rows(frame, cfg.analysis.rows), cfg.analysis, seed=cfg.seed)
         result = FactorsResult(frame, analysis, out, cfg, time.perf_counter() - start)
         if write_report:
             write(result, out)

@@ -23,10 +23,10 @@ from overconf.defenses.base import DefenseContext
 from overconf.core.seeding import derive_seed
 from overconf.runner.factors.attacks import ModelView, attack_row, make_attacks, released, signals
 from overconf.runner.factors.grid import Blocks, job_for, outputs, train_configuration
-from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score
+from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score, train_side
 
 log = logging.getLogger(__name__)
-ROWS_VERSION = 1
+ROWS_VERSION = 2
 
 
 def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sources: dict[str, SourceData],
@@ -58,15 +58,12 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
     size = cfg.data.test_size
     block = [slice(r * size, (r + 1) * size) for r in range(r_count)]
     # bias-variance over the configuration's models: test version on every test block (all models),
-    # train version on every training set (per point, the one model that trained on it)
+    # train version on every training point (per point, the models that trained on it: one with
+    # disjoint splits, several with grid.splits: random, the paper's)
     bias2, variance = bias_variance(torch.stack(on_test), test_y)
     n = conf["train_size"]
-    all_train_y = torch.cat([j.labels for j in jobs])
-    train_lp = torch.stack([torch.cat([own[r] if q == r else torch.zeros_like(own[q]) for q in range(r_count)])
-                            for r in range(r_count)])
-    mask = torch.zeros(r_count, r_count * n, dtype=torch.bool)
-    for r in range(r_count):
-        mask[r, r * n:(r + 1) * n] = True
+    train_lp, mask, points = train_side(own, [blocks.train[r][:n] for r in range(r_count)])
+    all_train_y = ds.train_y[points]
     bias2_train, variance_train = bias_variance(train_lp, all_train_y, mask)
     views = [ModelView(signals(own[r], jobs[r].labels), signals(on_test[r][block[r]], test_y[block[r]]),
                        {k: signals(v, sources[k].y) for k, v in on_src[r].items()}) for r in range(r_count)]
@@ -77,7 +74,7 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
                 views[r].members.log_probs, jobs[r].labels, on_cal[r].double().log_softmax(-1), cal_y,
                 derive_seed(cfg.seed, "factors", "memguard", conf["config"], r)))
             defended.append(released(views[r], d.release, cfg.data.eval_size))
-    attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden)
+    attacks = make_attacks(cfg.attacks.mlp_epochs, cfg.attacks.shokri_epochs, cfg.attacks.shokri_hidden, conf["loss"])
     num_params = sum(p.numel() for p in trained[0].model.parameters())
     rows = []
     for r in range(r_count):
@@ -91,7 +88,7 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
             row[f"mms_{k}"] = mean_max_score(v)
         if on_src[r]:
             row["mms_ood"] = sum(row[f"mms_{k}"] for k in on_src[r]) / len(on_src[r])
-        shadow_ids = [(r + 1 + i) % r_count for i in range(r_count - 1)]
+        shadow_ids = [(r + 1 + i) % r_count for i in range(cfg.attacks.shokri_shadows or r_count - 1)]
         tag = (conf["config"], r)
         row |= attack_row(views[r], [views[s] for s in shadow_ids], cfg.data.eval_size, attacks, cfg.seed, tag)
         if cfg.attacks.memguard is not None:
