@@ -231,9 +231,20 @@ A YAML with the top-level key `study: causal_factors` is a factor study
 """
 
 
+AUDIT_INTRO = """\
+## Audit (`study: audit`)
+
+A YAML with the top-level key `study: audit` audits a model you trained
+([Audit your own model](../audit.md)), read by its own schema (`overconf/config/audit.py`). Its
+`recipe`, `metrics`, `report`, `gan` and `ray` sections have the keys of the study config's sections
+of the same names.
+"""
+
+
 def config_reference() -> str:
     """The configuration reference page (Markdown)."""
     _import_overconf_from_tree()
+    from overconf.config.audit import AuditConfig
     from overconf.config.factors import FactorsConfig
     from overconf.config.schema import StudyConfig
 
@@ -244,6 +255,10 @@ def config_reference() -> str:
               if cls.__name__ not in ("Recipe", "Component")]
     parts.append("The factor study's `recipe` has the keys of the study config's "
                  "[`recipe`](#recipe) (default `epochs: 15`).\n")
+    shared = {cls for _, cls in sections(StudyConfig, "")}
+    parts.append(AUDIT_INTRO)
+    parts += [section_markdown(key, cls, 3) for key, cls in sections(AuditConfig, "")
+              if cls not in shared or cls is AuditConfig]
     return "\n".join(parts)
 
 

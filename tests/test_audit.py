@@ -278,9 +278,17 @@ def test_the_default_audit_runs_every_registered_attack(user, tmp_path):
     from overconf.runner.catalog import ATTACKS
 
     result = audit(user, tmp_path, recipe={"epochs": 1, "batch_size": 64}, attacks="all")
-    from overconf.config.audit import NEEDS_SIZES
-
-    labels = {ATTACKS[n]().label for n in ATTACKS.names() if n not in NEEDS_SIZES}
+    labels = {ATTACKS[n]().label for n in ATTACKS.names()}  # QMIA too: it trains on data.calibration
     assert labels <= set(result.frame.attack)
     fpr = result.frame.query("source == 'gaussian' and metric == 'fpr' and attack != '-'")
     assert set(fpr.attack) == labels and fpr.value.between(0, 1).all()
+
+
+def test_the_recipe_the_target_was_trained_with_passes_the_mimicry_check(user, tmp_path):
+    """No false alarm: the user's own recipe (Adam 3e-3, batch 32, 12 epochs), and as many training
+    images per reference model as the target had (half of 2 x (150 + 150) = 300)."""
+    result = audit(user, tmp_path, recipe={"optimizer": "adam", "lr": 3e-3, "epochs": 12, "batch_size": 32},
+                   data={"eval_size": 150, "fit_size": 150}, mimicry={"accuracy": 0.1, "loss": 0.3})
+    f = result.frame.query("attack == '-'").set_index(["source", "metric"]).value
+    assert f[("train", "reference_train_size")] == f[("train", "train_size")] == 300
+    assert f[("mimicry", "reference_mismatch")] == 0 and f[("mimicry", "shadow_mismatch")] == 0

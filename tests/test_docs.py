@@ -123,12 +123,13 @@ def test_config_reference_names_every_key_with_its_default():
 def test_every_config_key_has_a_docstring():
     """The reference shows each key's docstring: a new key of overconf/config/*.py gets one (a
     docstring under the field, or for a section the section class's docstring)."""
+    from overconf.config.audit import AuditConfig
     from overconf.config.factors import FactorsConfig
     from overconf.config.schema import StudyConfig
 
     hooks = _hooks()
     undocumented = []
-    for top in (StudyConfig, FactorsConfig):
+    for top in (StudyConfig, FactorsConfig, AuditConfig):
         for key, cls in hooks.sections(top, ""):
             if cls.__name__ == "Component":
                 continue

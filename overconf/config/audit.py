@@ -38,6 +38,8 @@ IMAGE_SOURCES = ("test", "permuted", "scaled", "unnormalized", "gaussian", "unif
 
 @dataclass
 class AuditModel:
+    """The audited model: its factory, its trained weights and (instead of ``recipe``) its training function."""
+
     factory: str | None = None
     """``module:function`` (or ``file.py:function``) returning an untrained ``nn.Module`` whose
     outputs are the class logits; imported relative to the config's folder"""
@@ -53,6 +55,8 @@ class AuditModel:
 
 @dataclass
 class AuditData:
+    """The member / non-member / public data (each a mapping of DATA_KEYS) and the split sizes."""
+
     members: dict[str, Any] | None = None
     """the target's training data (DATA_KEYS)"""
     nonmembers: dict[str, Any] | None = None
@@ -67,8 +71,9 @@ class AuditData:
     """the shadow model's training-set size (null: the members' count, as the public data allow)"""
     shadow_test: int | None = None
     """the shadow's held-out images (null: fit_size)"""
-    calibration: int = 0
-    """public images held out for calibration"""
+    calibration: int | None = None
+    """public images held out as the calibration split (QMIA's regressor trains on it); null: half of
+    the public images the shadow model leaves (the other half is the reserve)"""
     shuffle_public: bool = True
     """put the public data in a seeded, class-stratified order before splitting them"""
     overlap: str = "refuse"
@@ -88,10 +93,13 @@ class AuditReference:
     """The reference models (LiRA, RMIA, Shokri): the user's factory and recipe, always."""
 
     num_models: int = 16
+    """K, even: every evaluated member and non-member is IN for K / 2 of them"""
     mode: str = "auto"
-    """auto (batched on CUDA without BatchNorm and without a training function) | batched | sequential"""
+    """auto (batched on CUDA without BatchNorm, training function or augmentation) | batched | sequential"""
     group_size: int = 32
+    """models trained (batched) or evaluated at once"""
     extra_points: int = 0
+    """public reserve images added to the reference data, even"""
     population: int | None = None
     """RMIA's population sample z from the public reserve (null: up to 1000)"""
 
@@ -106,41 +114,49 @@ class MimicryConfig:
     """absolute difference of mean cross-entropies (nats)"""
 
 
-NEEDS_SIZES = ("qmia",)
-"""attacks that ``all`` leaves out: they need a data size the user chooses"""
-
-
 def parse_attacks(value: Any) -> list[Component]:
-    """``all`` (every registered attack at its defaults, except QMIA: it trains on public non-members
-    whose size the user chooses, e.g. ``{name: qmia, public: reserve, public_size: 2000}``) or a list
-    of attacks as in a study."""
+    """``all`` (every registered attack at its defaults; QMIA's regressor trains on the held-out
+    public split, ``data.calibration``) or a list of attacks as in a study."""
     if value == "all":
-        return [Component(n) for n in NAMES["attack"] if n not in NEEDS_SIZES]
+        return [Component(n) for n in NAMES["attack"]]
     return [Component.from_config(v, f"attacks[{i}]") for i, v in enumerate(as_list(value, "attacks"))]
 
 
 @dataclass
 class AuditConfig:
+    """An audit of a user's own model (``study: audit``)."""
+
     study: str = STUDY_KIND
+    """``audit``: this schema (overconf.config.study_kind)"""
     name: str = "audit"
+    """names the run folder"""
     seed: int = 0
+    """seeds the public data's order, the shadow and reference models, sources, attacks and intervals"""
     device: str = "auto"
+    """auto, cpu or cuda[:N]"""
     model: AuditModel = field(default_factory=AuditModel)
     recipe: Recipe | None = None
     """how the target was trained (overconf's recipe keys); null with model.train"""
     data: AuditData = field(default_factory=AuditData)
     normalize: Normalization = field(default_factory=Normalization)
     sources: list[Component] = field(default_factory=lambda: [Component(n) for n in IMAGE_SOURCES])
+    """non-member sources (default: every built-in source that applies to image data; ``fake``: a GAN
+    trained on the public reserve)"""
     attacks: list[Component] = field(default_factory=lambda: parse_attacks("all"), metadata={"parse": parse_attacks})
+    """``all`` (default: every registered attack at its defaults) or a list as in a study"""
     reference: AuditReference = field(default_factory=AuditReference)
     mimicry: MimicryConfig = field(default_factory=MimicryConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     cache_dir: str = "checkpoints"
+    """the content-keyed cache of models and outputs (state dicts only, never code)"""
     output_dir: str = "runs"
+    """where run folders are created"""
     progress: bool = True
+    """progress bars"""
     executor: str = "local"
+    """local | ray: where trainings and outputs run"""
     ray: RayConfig = field(default_factory=RayConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +229,7 @@ def validate_audit(cfg: AuditConfig) -> None:
     d = cfg.data
     for key in ("eval_size", "fit_size", "shadow_train", "shadow_test"):
         check(getattr(d, key) is None or getattr(d, key) >= 1, f"data.{key} must be >= 1 or null")
-    check(d.calibration >= 0, "data.calibration must be >= 0")
+    check(d.calibration is None or d.calibration >= 0, "data.calibration must be >= 0 or null")
     check(d.overlap in OVERLAP, f"data.overlap = '{d.overlap}' is not allowed; use one of: {', '.join(OVERLAP)}")
     n = cfg.normalize
     check(len(n.mean) >= 1 and len(n.std) >= 1, "normalize.mean and normalize.std need one value per channel")

@@ -9,7 +9,8 @@ are P), the pools and splits are
   the rest of P (``reserve``: extra reference points, RMIA's population, GAN training);
 - test pool: O (``target_test``; the first ``eval_size`` are evaluated) | P[a : a+b] (``shadow_test``);
 
-with a = ``shadow_train``, b = ``shadow_test``, c = ``calibration``. P is first put in a seeded,
+with a = ``shadow_train``, b = ``shadow_test``, c = ``calibration`` (by default half of what the shadow
+leaves: held-out public data, e.g. QMIA's regressor trains on it). P is first put in a seeded,
 class-stratified order (``shuffle_public``). So the reference data of overconf.reference.manager are
 M[:eval_size], O[:eval_size], the shadow's fit points and ``reserve[:extra_points]``: every evaluated
 member and non-member is IN for half the reference models (LiRA online, RMIA). Normalisation is the
@@ -67,7 +68,7 @@ def _drop_members(label: str, data: Data, members: set[bytes], overlap: str) -> 
 
 def audit_dataset(members: Data, nonmembers: Data, public: Data | None, *, mean: list[float], std: list[float],
                   num_classes: int, seed: int, eval_size: int | None = None, fit_size: int | None = None,
-                  shadow_train: int | None = None, shadow_test: int | None = None, calibration: int = 0,
+                  shadow_train: int | None = None, shadow_test: int | None = None, calibration: int | None = None,
                   shuffle_public: bool = True, overlap: str = "refuse", name: str = "audit") -> AuditDataset:
     """The audit's :class:`AuditDataset`; a size left None takes what the data allow (module docstring)."""
     parts: dict[str, Any] = {"members": members, "nonmembers": nonmembers, "public": public}
@@ -97,9 +98,11 @@ def audit_dataset(members: Data, nonmembers: Data, public: Data | None, *, mean:
         order = stratified_order(public[1], generator(seed, "audit", "public"))
         public = (public[0][order], public[1][order])
     n_p = len(public[0])
-    a = shadow_train if shadow_train is not None else min(n_m, max(n_p - calibration, 0) // 2)
+    a = shadow_train if shadow_train is not None else min(n_m, max(n_p - (calibration or 0), 0) // 2)
     fit = fit_size if fit_size is not None else min(eval_size, a)
     b = shadow_test if shadow_test is not None else fit
+    if calibration is None:  # half of the rest: held-out public data for what trains on it (QMIA's regressor)
+        calibration = max(n_p - a - b, 0) // 2
     if not (1 <= fit <= min(a, b)) or a + b + calibration > n_p:
         raise ConfigError(
             f"the public data hold {n_p} images, but the shadow model needs shadow_train ({a}) + shadow_test ({b}) "
