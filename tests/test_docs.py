@@ -100,16 +100,20 @@ def _config_tables(page: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_config_reference_names_every_key_with_its_default():
+    from overconf.config.audit import AuditConfig
     from overconf.config.factors import FactorsConfig
     from overconf.config.schema import StudyConfig
 
     hooks = _hooks()
-    study_part, factors_part = hooks.config_reference().split("## Causal-factors study")
-    for top, part in ((StudyConfig, study_part), (FactorsConfig, factors_part)):
+    study_part, rest = hooks.config_reference().split("## Causal-factors study")
+    factors_part, audit_part = rest.split("## Audit (")
+    shared = {cls for _, cls in hooks.sections(StudyConfig, "")}
+    for top, part in ((StudyConfig, study_part), (FactorsConfig, factors_part), (AuditConfig, audit_part)):
         tables = _config_tables(part)
         for key, cls in hooks.sections(top, ""):
-            if cls.__name__ == "Component" or (top is FactorsConfig and cls.__name__ == "Recipe"):
-                continue  # components: one paragraph; the factor study's recipe: the study config's
+            if cls.__name__ == "Component" or (top is FactorsConfig and cls.__name__ == "Recipe") \
+                    or (top is AuditConfig and cls in shared and cls is not AuditConfig):
+                continue  # components: one paragraph; the factor study's recipe and the audit's shared sections: the study config's
             rows = tables[f"`{key}`" if key else "top level"]
             assert [k for k, _ in rows] == [f.name for f in dataclasses.fields(cls)], (key, cls)
     tables = _config_tables(study_part)

@@ -85,7 +85,9 @@ class Normalization:
     """model input = (image / 255 - mean) / std per channel (torchvision's ToTensor + Normalize)"""
 
     mean: list[float] = field(default_factory=lambda: [0.0])
+    """per channel (one value: every channel), in [0, 1] pixel units"""
     std: list[float] = field(default_factory=lambda: [1.0])
+    """per channel (one value: every channel), > 0"""
 
 
 @dataclass
@@ -147,7 +149,9 @@ class AuditConfig:
     reference: AuditReference = field(default_factory=AuditReference)
     mimicry: MimicryConfig = field(default_factory=MimicryConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    """intervals, FPR targets, priors, ECE bins: the study config's ``metrics`` section"""
     report: ReportConfig = field(default_factory=ReportConfig)
+    """figures and TensorBoard: the study config's ``report`` section"""
     gan: GanConfig = field(default_factory=GanConfig)
     cache_dir: str = "checkpoints"
     """the content-keyed cache of models and outputs (state dicts only, never code)"""
