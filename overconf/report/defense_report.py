@@ -15,13 +15,10 @@ attack is summarised from the changes (``EFFECT`` = 0.05):
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
-from overconf.core.cache import atomic_write_text
-from .tables import Table, markdown_table, ordered
+from .tables import Table, markdown_table, ordered, write_csv
 
 EFFECT = 0.05
 BASELINE = "baseline"
@@ -110,12 +107,7 @@ def fpr_records(rows: list[dict]) -> list[dict]:
 
 
 def write_fpr_csv(records: list[dict], path: Path) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(records)
-    atomic_write_text(path, buf.getvalue())
-    return path
+    return write_csv(records, path, CSV_FIELDS, extrasaction="ignore")
 
 
 def _f(x: float, signed: bool = False) -> str:

@@ -11,8 +11,6 @@ attack x rule x model x setting x seed) are corrected together by Benjamini-Hoch
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections import defaultdict
@@ -20,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from overconf.core.cache import atomic_write_text
 from .multiplicity import FDR, benjamini_hochberg
-from .tables import markdown_table, ordered
+from .tables import markdown_table, ordered, write_csv
 
 MAIN = "threshold"
 """the rule name of an attack's main threshold (else ``level <L>``)"""
@@ -84,12 +81,8 @@ def _without_repeated_rules(recs: list[dict]) -> list[dict]:
             or not same[(r["model"], r["seed"], r["setting"], r["attack"], r["rule"])]]
 
 
-def write_csv(recs: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(recs)
-    atomic_write_text(path, buf.getvalue())
+def write_nominal_csv(recs: list[dict], path: Path) -> None:
+    write_csv(recs, path, CSV_COLUMNS, extrasaction="ignore")
 
 
 def _pct(x: float) -> str:
@@ -240,7 +233,7 @@ def write_nominal(result, run_dir: Path, cache=None) -> list[Path]:
     recs = records(result.rows)
     if not recs:
         return []
-    write_csv(recs, run_dir / "nominal_fpr.csv")
+    write_nominal_csv(recs, run_dir / "nominal_fpr.csv")
     written = []
     if result.config.report.figures:
         for model in ordered(recs, "model"):

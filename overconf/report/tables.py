@@ -15,15 +15,21 @@ COLUMNS = ["model", "seed", "setting", "attack", "source", "metric", "value"]
 """the key and value columns; rows carry the setting's parameters after them (overconf.config.row_columns)"""
 
 
+def write_csv(rows: list[dict], path: Path, columns: list[str], **options) -> Path:
+    """``rows`` as a CSV file with ``columns`` (``csv.DictWriter`` ``options``), written atomically."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, **options)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
 def write_rows(rows: list[dict], run_dir: Path) -> None:
     """results.csv (the columns of every row; empty where a row lacks one) and results.json."""
     from overconf.config.row_columns import column_order
 
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=column_order(rows), restval="")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(run_dir / "results.csv", buf.getvalue())
+    write_csv(rows, run_dir / "results.csv", column_order(rows), restval="")
     atomic_write_text(run_dir / "results.json", json.dumps(rows, indent=1, allow_nan=True))
 
 
