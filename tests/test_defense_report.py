@@ -216,6 +216,50 @@ def test_defense_figures_are_written(tmp_path):
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
+def _dp_rows(setting="dp", eps=1.0, delta=1e-5, eps_1n=0.4, gn_cost=0.05):
+    base = {"model": "m", "seed": 0, "setting": setting, "defense": "dp_sgd", "attacker": "same",
+            "attack": "-", "source": "defense"}
+    return [base | {"metric": k, "value": v} for k, v in (("epsilon", eps), ("delta", delta),
+                                                          ("epsilon_delta_1_over_n", eps_1n),
+                                                          ("dp_accuracy_cost_vs_groupnorm", gn_cost))]
+
+
+def test_epsilon_is_never_printed_without_its_delta(tmp_path):
+    """Issue 21: the utility table, figure labels and verdict lines give DP-SGD's epsilon with its delta
+    (and the 1/n figure in the table); no bare 'epsilon 1' anywhere."""
+    import re
+    from overconf.report.defense_report import epsilon_text, setting_label, utility_markdown
+
+    rows = (_rows("baseline", "none", 0.8, {"test": 0.5}, 0.9, 10.0)
+            + _rows("dp", "dp_sgd", 0.5, {"test": 0.4}, 0.6, 40.0) + _dp_rows())
+    assert epsilon_text(rows, "m", "dp") == "epsilon 1 at delta 1e-05 (0.4 at delta = 1/n)"
+    assert setting_label(rows, "m", "dp") == "dp (eps 1, delta 1e-05)"
+    assert setting_label(rows, "m", "baseline") == "baseline" and epsilon_text(rows, "m", "baseline") == ""
+    table = "\n".join(utility_markdown(rows, "m"))
+    assert "epsilon 1 at delta 1e-05 (0.4 at delta = 1/n)" in table and "| 0.050 |" in table  # DP cost vs GroupNorm
+    bare = re.findall(r"\beps(?:ilon)? [0-9.]+(?! at delta|, delta)\b", table)
+    assert not bare, bare
+
+
+def test_dp_verdict_lines_name_epsilon_with_delta_and_the_cost_of_dp_alone():
+    from types import SimpleNamespace
+    from overconf.report.defense_verdicts import defense_verdicts
+
+    g = torch.Generator().manual_seed(0)
+    cells = [_cell("baseline", 2.0, 0.9, g), _cell("dp", 0.0, 0.5, g), _cell("l2", 1.2, 0.88, g)]
+    rows = []
+    for c, d in zip(cells, ("none", "dp_sgd", "l2")):
+        rows += [{"model": "m", "seed": 0, "setting": c.setting, "defense": d, "attacker": "same", "attack": "loss",
+                  "source": "test", "metric": "auroc", "value": 0.5},
+                 {"model": "m", "seed": 0, "setting": c.setting, "defense": d, "attacker": "same", "attack": "-",
+                  "source": "train", "metric": "train_seconds", "value": 10.0}]
+    rows += _dp_rows(eps=8.0, gn_cost=0.125)
+    lines = " ".join(next(ln for claim, _, ln in defense_verdicts(SimpleNamespace(rows=rows, cells=cells), "m")
+                          if claim.startswith("DP-SGD")))
+    assert "`dp (eps 8, delta 1e-05)`" in lines and "cost of `dp (eps 8, delta 1e-05)`" in lines
+    assert "against the same GroupNorm model without DP: +0.125" in lines
+
+
 # ---------------------------------------------------------------- verdicts on the seeds' claims
 def _cell(setting, shift, acc, g, n=400, lo_scores=None):
     """A fake cell: loss scores with members shifted by ``shift``; test accuracy ``acc``."""

@@ -358,6 +358,22 @@ def test_small_resnet_trains_under_dp_as_groupnorm_in_a_study_and_the_summary_sa
     assert torch.nn.BatchNorm2d in {type(m) for m in cells["baseline"].target.model.modules()}
     text = summary_markdown(result.rows, cfg, result)
     assert text.count("replaced by GroupNorm") == 1
+    # the summary prints DP-SGD's epsilon with its delta (issue 21), and the 1/n figure beside it
+    eps = rows[("dp", "epsilon")]
+    assert f"DP-SGD: epsilon {eps:.3g} at delta 1e-05 ({rows[('dp', 'epsilon_delta_1_over_n')]:.3g} at delta = 1/n)" in text
+
+
+def test_a_delta_not_below_one_over_n_is_refused_before_any_training(tiny_raw):
+    """delta must be < 1/n (400 training points here): config validation refuses it, naming the
+    setting and the bound, before a model is trained; a delta below 1/n passes."""
+    from overconf.runner.validation import config_from_dict
+
+    raw = copy.deepcopy(tiny_raw)
+    raw["settings"] = {"baseline": {}, "dp": {"defense": {"name": "dp_sgd", "noise_multiplier": 1.0, "delta": 0.005}}}
+    with pytest.raises(ConfigError, match=r"settings\.dp\.defense \(dp_sgd\): delta = 0\.005 .*1/n = 1/400"):
+        config_from_dict(raw)
+    raw["settings"]["dp"]["defense"]["delta"] = 0.001  # < 1/400
+    assert config_from_dict(raw).settings[1].defense.params["delta"] == 0.001
 
 
 def test_reference_models_of_a_dp_setting_train_batched(tiny_raw, tmp_path):

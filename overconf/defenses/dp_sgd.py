@@ -261,9 +261,10 @@ class DPSGD(Defense):
         self.epsilon, self.noise_multiplier, self.max_grad_norm = epsilon, noise_multiplier, float(max_grad_norm)
         self.delta, self.accountant = float(delta), accountant
 
-    def check_data(self, splits) -> None:
-        """Before any training: delta < 1/n for the target's and the shadow's training sets."""
-        check_delta(self.delta, max(splits.target_train, splits.shadow_train))
+    def check_data(self, splits, where: str = "defense dp_sgd") -> None:
+        """Before any training (``runner.validation``): delta < 1/n for the target's and the shadow's
+        training sets (``data.splits``)."""
+        check_delta(self.delta, max(splits.target_train, splits.shadow_train), where)
 
     def resolved(self, n: int, batch_size: int, epochs: int) -> tuple[float, float]:
         """(sigma, delta) for a training set of n points (delta checked against 1/n)."""

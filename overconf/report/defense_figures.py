@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import cached_png, plt
-from .defense_report import TEST, attack_sources, baseline_setting
+from .defense_report import TEST, attack_sources, baseline_setting, setting_label
 from .figures import slug
 from .tables import Table, ordered
 
@@ -61,7 +61,8 @@ def privacy_utility_figure(rows: list[dict], model: str, metric: str):
             star = setting == base
             ax.scatter([x], [y], marker="*" if star else "o", s=140 if star else 30,
                        color="crimson" if star else "tab:blue", zorder=3)
-            ax.annotate(setting, (x, y), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(setting_label(rows, model, setting), (x, y), fontsize=6.5, xytext=(3, 3),
+                        textcoords="offset points")
         if metric == "auroc":
             ax.axvline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_title(attack, fontsize=9)

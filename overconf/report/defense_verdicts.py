@@ -27,7 +27,7 @@ import math
 import torch
 
 from overconf.core.seeding import generator
-from .defense_report import TEST, baseline_setting, setting_info
+from .defense_report import TEST, baseline_setting, setting_info, setting_label
 from .tables import Table, ordered
 from .intervals import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
 
@@ -148,7 +148,8 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
             iv = diff_interval(s, dp, other, what, attack)
             st = decide(iv, 0.0, "below", strict=True)
             parts.append(st)
-            lines.append(f"`{attack}` {what}: best DP-SGD `{dp}` {s.point(dp, what, attack):.3f} vs best other "
+            lines.append(f"`{attack}` {what}: best DP-SGD `{setting_label(rows, s.model, dp)}` "
+                         f"{s.point(dp, what, attack):.3f} vs best other "
                          f"`{other}` {s.point(other, what, attack):.3f}, difference {_iv(iv)}: {st}")
         statuses.append(HOLDS if all(p == HOLDS for p in parts) else FAILS if FAILS in parts else INCONCLUSIVE)
     protection = combine(statuses).replace(" settings", " cases")
@@ -160,9 +161,12 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
         acc_st = decide(acc, ACC_COST, "above")
         time_st = INCONCLUSIVE if math.isnan(ratio) else HOLDS if ratio >= TIME_COST else FAILS
         costs += [acc_st, time_st]
-        lines.append(f"cost of `{dp}`: test accuracy drop {_iv(acc)} (large: >= {ACC_COST}): {acc_st}; "
-                     f"training CPU time x{ratio:.2f} of the baseline's (large: >= {TIME_COST}, one measurement): "
-                     f"{time_st}")
+        gn = [v for v in t.get(s.model, dp, "-", "defense", "dp_accuracy_cost_vs_groupnorm") if not math.isnan(v)]
+        alone = (f" (DP alone, against the same GroupNorm model without DP: {sum(gn) / len(gn):+.3f})"
+                 if gn else "")
+        lines.append(f"cost of `{setting_label(t, s.model, dp)}`: test accuracy drop {_iv(acc)}{alone} (large: >= "
+                     f"{ACC_COST}): {acc_st}; training CPU time x{ratio:.2f} of the baseline's (large: >= "
+                     f"{TIME_COST}, one measurement): {time_st}")
     cost = HOLDS if all(c == HOLDS for c in costs) else FAILS if FAILS in costs else INCONCLUSIVE
     lines.insert(0, f"protection: {protection}; cost: {cost}")
     if protection == cost:
@@ -210,8 +214,8 @@ def compromise(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
             p = float((_ratio(s, x, base, attack, True) > rd).double().mean())
             st = HOLDS if p >= 0.975 else FAILS if p <= 0.025 else INCONCLUSIVE
             statuses.append(st)
-            lines.append(f"`{attack}` `{x}`: AUROC gain {g:+.3f} per accuracy lost {l:+.3f} = {r:.2f} vs `{dp}` "
-                         f"{g_dp:+.3f} / {l_dp:+.3f} = {r_dp:.2f}; larger in {p:.1%} of {len(rd)} paired "
+            lines.append(f"`{attack}` `{x}`: AUROC gain {g:+.3f} per accuracy lost {l:+.3f} = {r:.2f} vs "
+                         f"`{setting_label(rows, s.model, dp)}` {g_dp:+.3f} / {l_dp:+.3f} = {r_dp:.2f}; larger in {p:.1%} of {len(rd)} paired "
                          f"bootstrap replicates: {st}")
     return combine(statuses).replace(" settings", " cases"), lines
 

@@ -3,6 +3,7 @@ TPR / FPR per source, attack strength, MMPS of false positives; the nominal vs r
 section (overconf.report.nominal_report) and the GAN section."""
 from __future__ import annotations
 
+from .defense_report import epsilon_text
 from .gan import gan_summary
 from .nominal_report import nominal_summary
 from .tables import Table, markdown_table, ordered
@@ -67,6 +68,10 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                 f"{name} {t.fmt(model, setting, '-', src, metric)}"
                 for name, src, metric in (("train acc", "train", "accuracy"), ("test acc", "test", "accuracy"),
                                           ("ECE", "test", "ece"), ("OE", "test", "overconfidence_error"))), ""]
+            privacy = epsilon_text(t, model, setting)
+            if privacy:  # never an epsilon without its delta (issue 21)
+                out += [f"DP-SGD: {privacy}, noise multiplier {t.fmt(model, setting, '-', 'defense', 'noise_multiplier')}"
+                        f" (opacus' accountant for the sampling rate and the steps taken).", ""]
             if any(t.get(model, setting, "-", "defense", "dp_batchnorm_replaced")):
                 out += ["DP-SGD: the model's BatchNorm layers were replaced by GroupNorm (opacus' "
                         "`ModuleValidator.fix`) to allow per-sample gradients.", ""]

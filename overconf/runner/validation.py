@@ -60,6 +60,8 @@ def validate_components(cfg: StudyConfig) -> None:
         factory = R.DEFENSES.get(c.name, where=f"settings.{s.name}.defense")
         check_params(factory, c.params, f"settings.{s.name}.defense({c.name})")
         defense = factory(**c.params)  # value errors surface now, before any training
+        if hasattr(defense, "check_data"):  # checks against the split sizes, e.g. DP-SGD's delta < 1/n
+            defense.check_data(cfg.data.splits, f"settings.{s.name}.defense ({c.name})")
         _check(not (defense.uses_calibration_split and cfg.data.splits.calibration <= 0),
                f"settings.{s.name}.defense ({c.name}) is fitted on the held-out calibration split, but "
                f"data.splits.calibration = 0; set data.splits.calibration > 0 (e.g. 2500)")
