@@ -152,6 +152,8 @@ def test_paper_protocol_is_the_percentile_of_the_evaluation_nonmembers(analysed)
         assert ok == float(fpr * n >= 1)
     assert "vulnerable_fpr0.01" not in per  # protocol: paper alone: no shadow threshold
     assert "Not resolved" in res.markdown and "FPR 0.001" in res.markdown
+    at_chance = [r for r in res.data["protocols"] if r["members_flagged"] <= r["eval_nonmembers_flagged"]]
+    assert ("At chance" in res.markdown) == bool(at_chance)
 
 
 def test_cli_analyze_and_its_errors(analysed, tmp_path, capsys):
