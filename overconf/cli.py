@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
     study = Study(cfg, args.out, overwrite=args.overwrite)
     result = study.run()
     print((result.run_dir / "summary.md").read_text())
-    print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md)")
+    print(f"\nresults:     {result.run_dir}/results.csv (and results.json, summary.md, report.html)")
     print(f"figures:     {result.run_dir}/figures/")
     print(f"tensorboard: tensorboard --logdir {result.run_dir}/tensorboard")
     return 0
@@ -146,7 +146,7 @@ def cmd_compare(args) -> int:
     print(markdown_table(*model_table(c)), end="\n\n")
     print(markdown_table(*attack_table(c)), end="\n\n")
     print(verdicts_markdown(c))
-    print(f"\ncomparison: {out}/comparison.md (and comparison.csv, figures/)")
+    print(f"\ncomparison: {out}/comparison.md (and report.html, comparison.csv, figures/)")
     return 0
 
 

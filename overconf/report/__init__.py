@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from overconf.core.cache import atomic_write_text
 from .mimicry_report import mimicry_section
@@ -25,7 +26,10 @@ def write_report(result) -> None:
     if result.config.report.figures:
         from .figures import study_figures
 
+        from .fp_grids import fp_grid_figures
+
         study_figures(result, run_dir / "figures", cache)
+        fp_grid_figures(result, run_dir / "figures", cache)  # confident false positives, for report.html
     if result.config.report.tensorboard:
         from .tensorboard import write_tensorboard
 
@@ -45,9 +49,37 @@ def write_report(result) -> None:
 
         run = load_run(run_dir, require_complete=False)  # being written: marked complete after the report
         _, section = write_comparison([run], run_dir, figures=result.config.report.figures,
-                                      figures_dir=run_dir / "figures", level=2, cache=cache)
+                                      figures_dir=run_dir / "figures", level=2, cache=cache, html=False)
         text += "\n" + section
-    atomic_write_text(run_dir / "summary.md", text)
+    write_documents(text, run_dir, result.config.name)
+
+
+def write_documents(text: str, run_dir, name: str) -> None:
+    """summary.md and report.html from the same blocks (overconf.report.document): the answer first,
+    contents, the sections of ``text``, the run's figures; report.html adds config.yaml and versions."""
+    from .document import arrange, parse, to_markdown
+    from .html_report import write_html
+
+    blocks = arrange(parse(text.rstrip("\n") + "\n" + figures_section(text, run_dir / "figures", run_dir)))
+    atomic_write_text(run_dir / "summary.md", to_markdown(blocks) + "\n")
+    config = run_dir / "config.yaml"
+    write_html(blocks, run_dir, f"overconf study: {name}", config.read_text() if config.is_file() else None)
+
+
+FIGURE_ORDER = ("roc_", "fp_grid_", "fpr_bars_", "max_score_")
+"""the run's figures in summary.md / report.html: log-log ROC curves, confident false positives,
+FPR bars and max-score histograms first, then the others by name"""
+
+
+def figures_section(text: str, folder, relative_to) -> str:
+    """'## Figures': every PNG in ``folder`` that ``text`` does not show yet (empty if none)."""
+    import os
+
+    pngs = sorted(folder.glob("*.png"), key=lambda p: (next((i for i, x in enumerate(FIGURE_ORDER)
+                                                             if p.name.startswith(x)), len(FIGURE_ORDER)), p.name))
+    rel = [Path(os.path.relpath(p, relative_to)).as_posix() for p in pngs]
+    lines = [f"- ![{Path(r).stem}]({r})" for r in rel if f"]({r})" not in text]
+    return "\n".join(["## Figures", ""] + lines + [""]) if lines else ""
 
 
 def _defense_report(result, run_dir, cache) -> str:

@@ -101,9 +101,10 @@ def comparison_csv(c: Comparison) -> str:
 def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | None = None,
                      baseline: str | None = None, figures: bool = True,
                      figures_dir: str | Path | None = None, level: int = 1,
-                     cache=None) -> tuple[Comparison, str]:
-    """comparison.md, comparison.csv and the comparison figures; returns the comparison and its
-    Markdown. Figures already drawn with the same content come from ``cache`` (a Cache), if given."""
+                     cache=None, html: bool = True) -> tuple[Comparison, str]:
+    """comparison.md, comparison.csv, the comparison figures and (``html``) report.html, which opens
+    with the verdicts and the FPR-per-source table (overconf.report.document); returns the comparison
+    and its Markdown. Figures already drawn with the same content come from ``cache`` (a Cache)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     c = build_comparison(runs, attack, baseline)
@@ -115,4 +116,9 @@ def write_comparison(runs: list[RunData], out_dir: str | Path, *, attack: str | 
     text = comparison_markdown(c, paths, relative_to=out_dir, level=level)
     atomic_write_text(out_dir / "comparison.md", text)
     atomic_write_text(out_dir / "comparison.csv", comparison_csv(c))
+    if html:
+        from .document import arrange, parse
+        from .html_report import write_html
+
+        write_html(arrange(parse(text)), out_dir, "overconf comparison")
     return c, text

@@ -30,6 +30,14 @@ def strength_table(t: Table, cfg, model: str, setting: str, attacks: list[str], 
             f"intervals):", "", markdown_table(header, body), ""]
 
 
+def fpr_with_interval(t: Table, model: str, setting: str, attack: str, source: str) -> str:
+    """The FPR on ``source`` with its Clopper-Pearson interval ("0.350 [0.284, 0.421]"; the FPR
+    alone where the rows hold no interval)."""
+    lo, hi = (t.fmt(model, setting, attack, source, f"fpr_ci_{b}") for b in ("low", "high"))
+    value = t.fmt(model, setting, attack, source, "fpr")
+    return value if "–" in (lo, hi) else f"{value} [{lo}, {hi}]"
+
+
 def unlabelled_choices(cfg) -> dict[str, str]:
     """Attack label -> how it scores inputs without a task label, for the attacks that have the
     choice (LiRA, RMIA: ``unlabelled``)."""
@@ -80,15 +88,15 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                     + ("; 'unlabelled': the class at which a reference attack scores inputs without a "
                        "task label (OOD, noise), each model's own predicted class or the target's"
                        if unlabelled else "")
-                    + f"). Rows tpr_ci_* / fpr_ci_* hold {cfg.metrics.confidence:.0%} Clopper-Pearson "
-                    "(exact binomial) intervals of TPR and FPR:", ""]
+                    + f"). FPR [interval]: {cfg.metrics.confidence:.0%} Clopper-Pearson (exact binomial) "
+                    "interval, from the rows fpr_ci_low / fpr_ci_high (tpr_ci_* for TPR):", ""]
             header = ["attack", "TPR"] + [f"FPR {s}" for s in sources] + ["AUROC test", "TPR@1%FPR test"] \
                 + (["unlabelled"] if unlabelled else [])
             body = []
             for a in attacks:
                 ref = sources[0] if "test" not in sources else "test"
                 body.append([a, t.fmt(model, setting, a, ref, "tpr")]
-                            + [t.fmt(model, setting, a, s, "fpr") for s in sources]
+                            + [fpr_with_interval(t, model, setting, a, s) for s in sources]
                             + [t.fmt(model, setting, a, ref, "auroc"),
                                t.fmt(model, setting, a, ref, "tpr_at_fpr_0.01")]
                             + ([unlabelled.get(a, "–")] if unlabelled else []))

@@ -26,11 +26,14 @@ def write_csv(rows: list[dict], path: Path, columns: list[str], **options) -> Pa
 
 
 def write_rows(rows: list[dict], run_dir: Path) -> None:
-    """results.csv (the columns of every row; empty where a row lacks one) and results.json."""
+    """results.csv (the columns of every row; empty where a row lacks one), results.json and its
+    schema, results.schema.json (overconf.report.results_schema)."""
     from overconf.config.row_columns import column_order
+    from .results_schema import write_schema
 
     write_csv(rows, run_dir / "results.csv", column_order(rows), restval="")
     atomic_write_text(run_dir / "results.json", json.dumps(rows, indent=1, allow_nan=True))
+    write_schema(run_dir)
 
 
 def load_rows(run_dir: str | Path) -> list[dict]:
