@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ import torch
 from overconf.analysis.zero_run import _folds, cross_fit_propensity
 from overconf.analysis.weighted import weighted_auc
 from overconf.config import MetricsConfig, source_label
+from overconf.core.cache import tensor_digest
 from overconf.core.errors import ConfigError
 from overconf.core.seeding import derive_seed, generator
 from overconf.data import SOURCES, SourceContext, SourceData
@@ -94,8 +96,22 @@ def fresh_source(jobs, comp, n: int, evaluated: SourceData) -> SourceData:
     return data
 
 
+_SEED_MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+"""SeedContext -> {(source, member digest): blind_scores(...)}: the blind classifier depends on the seed's
+data only, not on the model or setting, so a study's cells share it (and its fresh GAN samples)"""
+
+
 def blind_scores(jobs, comp, evaluated: SourceData, members_x: torch.Tensor):
-    """(member scores, source scores, held-out member-distribution scores, cross-fitted?, train size)."""
+    """(member scores, source scores, held-out member-distribution scores, cross-fitted?, train size),
+    computed once per seed, source and member set."""
+    memo = _SEED_MEMO.setdefault(jobs.context, {})
+    key = (source_label(comp), tensor_digest(members_x), tensor_digest(evaluated.x))
+    if key not in memo:
+        memo[key] = _blind_scores(jobs, comp, evaluated, members_x)
+    return memo[key]
+
+
+def _blind_scores(jobs, comp, evaluated: SourceData, members_x: torch.Tensor):
     fit_x, hold_x = member_distribution(jobs)
     fresh = fresh_source(jobs, comp, len(fit_x), evaluated)
     if len(fresh) >= max(len(fit_x) // 2, 1):
