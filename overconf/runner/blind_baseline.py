@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import time
 import weakref
 
 import numpy as np
@@ -49,6 +51,8 @@ from overconf.metrics.functional import ranked
 from overconf.metrics.membership import roc, tpr_at_fpr
 from overconf.runner.cells import NO_ATTACK
 from overconf.signals.outputs import cached_outputs
+
+log = logging.getLogger("overconf")
 
 BLIND_FIT = 2000
 """member-distribution and source images the blind classifier trains on (each)"""
@@ -149,6 +153,7 @@ def blind_rows(jobs, cell, sources: dict[str, SourceData], shadow, members_x: to
     attacks' scores in ``cell.scores``); ``shadow``: the trained shadow (covariates of the propensity)."""
     comps = {source_label(c): c for c in jobs.cfg.sources}
     conf, rows = metrics.confidence, []
+    wall, cpu = time.perf_counter(), time.process_time()
     for label, data in sources.items():
         idx = cell.member_index[label]
         b_in, b_out, b_hold, crossfit, n_train = blind_scores(jobs, comps[label], data, members_x[idx])
@@ -175,4 +180,6 @@ def blind_rows(jobs, cell, sources: dict[str, SourceData], shadow, members_x: to
             if declared is not None and 0 < declared < 1:
                 t = float(torch.quantile(b_hold, 1 - declared))
                 rows.append((attack, label, "blind_fpr_at_declared", float((b_out >= t).double().mean())))
+    log.info("blind baseline of %s / %s / seed %d: %d sources in %.1f s (%.1f s CPU)", cell.model, cell.setting,
+             cell.seed, len(sources), time.perf_counter() - wall, time.process_time() - cpu)
     return rows
