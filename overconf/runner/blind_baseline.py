@@ -101,7 +101,7 @@ def fresh_source(jobs, comp, n: int, evaluated: SourceData) -> SourceData:
 
 
 _SEED_MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-"""SeedContext -> {(source, member digest): blind_scores(...)}: the blind classifier depends on the seed's
+"""SeedContext -> {(source, members digest, source inputs digest): blind_scores(...)}: the blind classifier depends on the seed's
 data only, not on the model or setting, so a study's cells share it (and its fresh GAN samples)"""
 
 
