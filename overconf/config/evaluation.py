@@ -20,6 +20,11 @@ class MetricsConfig:
     """member priors pi for precision = pi TPR / (pi TPR + (1 - pi) FPR)"""
     ece_bins: int = 15
     """equal-width confidence bins of the ECE and the overconfidence error"""
+    blind_baseline: bool = False
+    """per source, a blind classifier that never queries the target (logistic regression on pixels:
+    member-distribution reserve images vs the source's images) scored on the target's members vs
+    the source: its AUROC, each attack's AUROC minus it, and the zero-run propensity AUC
+    (docs/memorised-or-different.md; blind_baseline.csv, summary.md)"""
 
     def __post_init__(self):
         _check(self.bootstrap >= 1, f"metrics.bootstrap must be >= 1 (bootstrap resamples of each interval, "

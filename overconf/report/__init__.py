@@ -38,6 +38,9 @@ def write_report(result) -> None:
     from .nominal_report import write_nominal
 
     write_nominal(result, run_dir, cache)  # nominal_fpr.csv and its figure
+    from .blind_report import write_blind_csv
+
+    write_blind_csv(result.rows, run_dir / "blind_baseline.csv")  # the blind baseline's rows, if any
 
     write_gan_report(result, run_dir)
     text = summary_markdown(result.rows, result.config, result)

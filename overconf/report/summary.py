@@ -6,6 +6,7 @@ from __future__ import annotations
 from .defense_report import epsilon_text
 from .gan import gan_summary
 from .nominal_report import nominal_summary
+from .blind_report import blind_summary
 from .tables import Table, markdown_table, ordered
 
 
@@ -112,4 +113,5 @@ def summary_markdown(rows: list[dict], cfg, result=None) -> str:
                                            for s in srcs]]), ""]
     out += nominal_summary(rows, cfg)  # nominal vs realised FPR per source (overconf.report.nominal_report)
     out += gan_summary(rows, cfg)
+    out += blind_summary(rows, cfg)  # memorised or different: the blind baseline (overconf.report.blind_report)
     return "\n".join(out)

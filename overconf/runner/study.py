@@ -34,6 +34,7 @@ from overconf.defenses.training import training_defense_info
 from overconf.core.device import fixed_threads
 from overconf.defenses.groupnorm_baseline import groupnorm_job, groupnorm_rows, needs_groupnorm_baseline
 from overconf.core.device import resolve_device
+from overconf.runner.blind_baseline import blind_rows
 from overconf.runner.cells import NO_ATTACK, Cell, StudyResult, attack_rows, model_rows, row
 from overconf.runner.executor import make_executor, prepare_seed
 from overconf.signals.cell_hooks import CellContext, run_cell_hooks
@@ -234,6 +235,9 @@ class Study:
                                    out["target"]["test"].logits, labels)
         rows += [row(cell, NO_ATTACK, "defense", k, v) for k, v in info.items()]
         rows += self.hook_rows(cell)
+        if cfg.metrics.blind_baseline:  # what distribution difference alone buys (overconf.runner.blind_baseline)
+            rows += [row(cell, *r) for r in blind_rows(jobs, cell, sources, trained["shadow"],
+                                                       parts[("target", "members")][1], cfg.metrics)]
         columns = setting_columns(cfg, cell.model, cell.setting)  # self-describing rows (overconf.config.row_columns)
         return cell, [r | columns for r in rows]
 
