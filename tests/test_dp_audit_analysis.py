@@ -11,7 +11,7 @@ import pytest
 
 from overconf.analysis.dp_audit import DPAudit
 from overconf.core.errors import ConfigError
-from overconf.metrics.dp_audit import epsilon_lower_bound
+from overconf.metrics.epsilon_bounds import epsilon_lower_bound
 from overconf.runner.study import Study
 from overconf.runner.validation import config_from_dict
 

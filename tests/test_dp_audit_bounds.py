@@ -1,4 +1,4 @@
-"""Epsilon lower bounds (overconf/metrics/dp_audit.py) against published worked examples and
+"""Epsilon lower bounds (overconf/metrics/epsilon_bounds.py) against published worked examples and
 independent oracles: TF-Privacy's epsilon_lower_bound docstring / tests (Katz-log and Bailey ratio
 bounds; Clopper-Pearson 4.54 from Jagielski et al. 2020), statsmodels' exact interval, the
 closed form of the one-run audit with all guesses right (Steinke et al. 2023) and a direct
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from overconf.metrics.dp_audit import (clopper_pearson, epsilon_lower_bound, heldout_threshold_bound,
+from overconf.metrics.epsilon_bounds import (clopper_pearson, epsilon_lower_bound, heldout_threshold_bound,
                                        one_run_audit, one_run_epsilon, one_run_p_value, ratio_lower_bound)
 
 

@@ -1,5 +1,5 @@
 """The ``dp_audit`` analysis: empirical epsilon lower bounds per (setting, attack, non-member source),
-next to the accountant's epsilon with its delta (pure bounds: :mod:`overconf.metrics.dp_audit`).
+next to the accountant's epsilon with its delta (pure bounds: :mod:`overconf.metrics.epsilon_bounds`).
 
 Two audits per (seed, model, setting):
 
@@ -39,7 +39,7 @@ from overconf.core.seeding import derive_seed
 from ..attacks.scores import scaled_logit
 from ..defenses.dp_accounting import DEFAULT_DELTA
 from ..defenses.training import training_defense, with_training_defense
-from ..metrics.dp_audit import heldout_threshold_bound, one_run_audit
+from ..metrics.epsilon_bounds import heldout_threshold_bound, one_run_audit
 from ..training.jobs import load_or_train
 from overconf.signals.outputs import cached_outputs
 from .base import ANALYSES, Analysis, AnalysisResult
