@@ -102,3 +102,17 @@ def test_one_run_bound_shrinks_with_delta_and_m_and_audit_guesses():
     assert out["eps_lb"] == pytest.approx(one_run_epsilon(200, 100, 100, 0.0, 1 - 0.05 / 2))
     rng = np.random.default_rng(0)  # scores independent of inclusion: nothing to bound
     assert one_run_audit(rng.normal(size=1000), rng.random(1000) < 0.5, guesses=[50, 100])["eps_lb"] < 0.5
+
+
+def test_the_threshold_is_chosen_without_the_evaluation_half():
+    rng = np.random.default_rng(3)
+    s1, s0 = rng.normal(1.5, 1, 400), rng.normal(0, 1, 400)
+    first = heldout_threshold_bound(s1, s0, n_thresholds=2, rng=np.random.default_rng(7))
+    r = np.random.default_rng(7)  # the same split: members' permutation, then non-members'
+    ev1, ev0 = r.permutation(400)[200:], r.permutation(400)[200:]
+    s1b, s0b = s1.copy(), s0.copy()
+    s1b[ev1] += 10.0  # the evaluation half's members become perfectly separable ...
+    s0b[ev0] -= 10.0
+    second = heldout_threshold_bound(s1b, s0b, n_thresholds=2, rng=np.random.default_rng(7))
+    assert second["threshold"] == first["threshold"]  # ... and the threshold does not move
+    assert second["eps_lb"] > first["eps_lb"]  # only the evaluated counts do

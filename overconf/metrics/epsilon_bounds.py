@@ -125,8 +125,9 @@ def counts_at(in_scores: np.ndarray, out_scores: np.ndarray, thresholds) -> tupl
 def heldout_threshold_bound(in_scores, out_scores, *, alpha: float = 0.05, delta: float = 0.0,
                             n_thresholds: int = 1, rng: np.random.Generator) -> dict[str, float]:
     """eps_lb with thresholds chosen on held-out data: each side is split at random in halves; on
-    the selection half every observed score is a candidate threshold, ranked by the point estimate
-    of eps (the bound's formula at the empirical rates, delta included); the ``n_thresholds`` best
+    the selection half every observed score is a candidate threshold, ranked by the bound itself
+    computed on that half (which favours thresholds with enough counts to be confirmed, unlike the
+    point estimate, infinite at zero false positives); the ``n_thresholds`` best
     are evaluated on the other half with Clopper-Pearson limits at alpha / n_thresholds
     (Bonferroni). Returns the largest bound, its threshold and the evaluation half's counts."""
     if n_thresholds < 1:
@@ -139,9 +140,8 @@ def heldout_threshold_bound(in_scores, out_scores, *, alpha: float = 0.05, delta
     sel0, ev0 = s0[p0[: len(s0) // 2]], s0[p0[len(s0) // 2:]]
     cand = np.unique(np.r_[sel1, sel0])
     tp, fp = counts_at(sel1, sel0, cand)
-    point = epsilon_from_rates(fp / len(sel0), 1 - tp / len(sel1), delta)
-    point = np.where(np.isfinite(point), point, 1e9 + tp + (len(sel0) - fp))  # perfect splits first
-    best = cand[np.argsort(-point, kind="stable")[:n_thresholds]]
+    on_selection = epsilon_lower_bound(tp, fp, len(sel1), len(sel0), alpha, delta)
+    best = cand[np.argsort(-on_selection, kind="stable")[:n_thresholds]]
     tp_e, fp_e = counts_at(ev1, ev0, best)
     eps = epsilon_lower_bound(tp_e, fp_e, len(ev1), len(ev0), alpha / n_thresholds, delta)
     i = int(np.argmax(eps))
