@@ -35,6 +35,11 @@ class AnalysisResult:
     """names of ``tables`` that hold one row per sample (written as Parquet too)"""
     figures: dict[str, "matplotlib.figure.Figure"] = field(default_factory=dict)
     markdown: str = ""
+    run_files: dict[str, "pandas.DataFrame"] = field(default_factory=dict)
+    """tables written as CSV at the top of the run folder (from ``combine``; each name listed in
+    overconf.runner.run_folder.RUN_FILES, e.g. ``dp_audit.csv``)"""
+    summary: str = ""
+    """a section added to summary.md (from ``combine``; replaced, not repeated, on a re-analysis)"""
     data: dict[str, Any] = field(default_factory=dict, repr=False)
     """anything ``combine`` needs from the per-context runs (not written)"""
 

@@ -12,6 +12,7 @@ from overconf.core.cache import atomic_write_bytes, atomic_write_text
 from .base import AnalysisResult
 
 ANALYSIS_DIR = "analysis"
+SUMMARY_START, SUMMARY_END = "<!-- analysis summary: start -->", "<!-- analysis summary: end -->"
 SUMMARY_LINK = "Analyses (vulnerable samples, ...): [analysis/analysis.md](analysis/analysis.md)"
 
 
@@ -19,6 +20,9 @@ def write_result(run_dir: Path, name: str, tag: str, result: AnalysisResult, ten
     """Tables, per-sample Parquet files and figures of one result; returns the paths written."""
     out = Path(run_dir) / ANALYSIS_DIR / name
     written = []
+    for file, frame in result.run_files.items():
+        atomic_write_text(Path(run_dir) / file, frame.to_csv(index=False))
+        written.append(Path(run_dir) / file)
     for table, frame in result.tables.items():
         path = out / f"{tag}_{table}.csv"
         atomic_write_text(path, frame.to_csv(index=False))
@@ -57,13 +61,23 @@ def write_rows(run_dir: Path, rows: list[dict]) -> Path:
     return path
 
 
-def write_markdown(run_dir: Path, sections: list[str]) -> Path:
-    """analysis.md, and a link to it at the end of summary.md (once)."""
+def write_markdown(run_dir: Path, sections: list[str], summary_sections: tuple[str, ...] = ()) -> Path:
+    """analysis.md, and a link to it at the end of summary.md (once); ``summary_sections`` (the
+    analyses' :attr:`AnalysisResult.summary`) go into summary.md between markers, replacing the
+    block an earlier analysis of the run wrote."""
     path = Path(run_dir) / ANALYSIS_DIR / "analysis.md"
     atomic_write_text(path, "# Analyses\n\n" + "\n\n".join(s.strip() for s in sections if s.strip()) + "\n")
     summary = Path(run_dir) / "summary.md"
     if summary.exists():
         text = summary.read_text()
+        if SUMMARY_START in text and SUMMARY_END in text:
+            head, _, rest = text.partition(SUMMARY_START)
+            text = head.rstrip("\n") + rest.partition(SUMMARY_END)[2]
+        body = "\n\n".join(s.strip() for s in summary_sections if s.strip())
+        if body:
+            text = text.replace("\n\n" + SUMMARY_LINK, "").rstrip("\n")
+            text += f"\n\n{SUMMARY_START}\n{body}\n{SUMMARY_END}\n"
         if SUMMARY_LINK not in text:
-            atomic_write_text(summary, text.rstrip("\n") + "\n\n" + SUMMARY_LINK + "\n")
+            text = text.rstrip("\n") + "\n\n" + SUMMARY_LINK + "\n"
+        atomic_write_text(summary, text)
     return path

@@ -22,7 +22,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     "defense": ("adversarial_regularisation", "dp_sgd", "dropout", "early_stopping", "l2", "label_only",
                 "label_smoothing", "logit_reweighting", "memguard", "none", "rounding", "top_k"),
     "gan": ("dcgan",),
-    "analysis": ("causal_memorization", "vulnerability"),
+    "analysis": ("causal_memorization", "dp_audit", "vulnerability"),
 }
 """registry family (``Registry.family``) -> registered names"""
 

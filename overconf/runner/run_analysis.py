@@ -135,7 +135,7 @@ def run_analyses(run, only: list[str] | None = None, per_sample: dict | None = N
             write_result(run_dir, name, ctx.tag, res, tensorboard)
             if res.markdown:
                 sections[name].append(f"### {ctx.model} / {ctx.setting} / seed {ctx.seed}\n\n{res.markdown}")
-    combined = {}
+    combined, summaries = {}, []
     for name, analysis in analyses.items():
         res = analysis.combine(results[name], chosen[name])
         if res is not None:
@@ -144,7 +144,8 @@ def run_analyses(run, only: list[str] | None = None, per_sample: dict | None = N
             write_result(run_dir, name, "all", res, tensorboard)
             if res.markdown:
                 sections[name].insert(0, res.markdown)
+            summaries.append(res.summary)
     write_rows(run_dir, rows)
     md = [f"## {analyses[n].title or n}\n\n" + "\n\n".join(sections[n]) for n in chosen]
-    write_markdown(run_dir, md)
+    write_markdown(run_dir, md, tuple(summaries))
     return AnalysisRun(run_dir, rows, results, combined, run.cache.hits - hits, run.cache.misses - misses)

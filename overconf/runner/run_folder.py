@@ -66,7 +66,8 @@ def _ended_without_results(run_dir: Path) -> bool:
 
 RUN_FILES = ("status.json", "config.yaml", "results.csv", "results.json", "per_sample.pt", "summary.md",
              "defense_fpr.csv", "comparison.md", "comparison.csv", "factors.csv", "effects.csv", "edges.csv",
-             "analysis.json", "nominal_fpr.csv", "report.html", "results.schema.json", "blind_baseline.csv")
+             "analysis.json", "nominal_fpr.csv", "report.html", "results.schema.json", "blind_baseline.csv",
+             "dp_audit.csv")
 """the files overconf writes at the top of a run folder (study, report, comparison, causal factors)"""
 RUN_FOLDERS = ("figures", "tensorboard", "analysis", "comparison")
 """the folders overconf writes in a run folder (figures, TensorBoard runs, analyses, ``overconf compare``)"""
