@@ -19,7 +19,7 @@ noise) has no IN model, so online p(y_x | x) is the OUT mean there. Each of ``fp
 The authors' configuration (``rmia_paper``, :mod:`overconf.attacks.rmia_signals`): Pr(y | x; theta)
 as the soft-margin Taylor softmax (``temperature``, ``taylor_m``, ``taylor_n``) for the target and
 every reference model, p(y | x) as a trimmed mean over the reference models (``trim``), gamma = 2.
-The defaults here (T = 1, m = 0, exp, plain mean) are the plain softmax and mean, as before.
+The defaults here (T = 1, m = 0, ``taylor_n: 0`` = exp, plain mean) are the plain softmax and mean, as before.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class RMIA(Attack):
     def __init__(self, online: bool = True, a: float = 0.3, gamma: float = 1.0, rule: str = "youden",
                  fpr: float | None = None, label: str | None = None, unlabelled: str = "own_class",
                  fpr_levels: list[float] = (0.01, 0.001), temperature: float = 1.0, taylor_m: float = 0.0,
-                 taylor_n: int | None = None, trim: float = 0.0):
+                 taylor_n: int = 0, trim: float = 0.0):
         check_signal_options(self.name, temperature, taylor_m, taylor_n, trim)
         self.temperature, self.taylor_m, self.taylor_n, self.trim = float(temperature), float(taylor_m), taylor_n, trim
         if not 0 <= a <= 1:
@@ -84,14 +84,14 @@ class RMIA(Attack):
     @property
     def plain_signal(self) -> bool:
         """Softmax probabilities and a plain mean over the reference models (the defaults of ``rmia``)."""
-        return self.temperature == 1 and self.taylor_m == 0 and self.taylor_n is None and self.trim == 0
+        return self.temperature == 1 and self.taylor_m == 0 and self.taylor_n == 0 and self.trim == 0
 
     @property
     def signal_suffix(self) -> str:
         """Label suffix naming the signal / aggregation options that differ from plain RMIA's."""
         return ((f"_T{self.temperature:g}" if self.temperature != 1 else "")
                 + (f"_m{self.taylor_m:g}" if self.taylor_m else "")
-                + (f"_taylor{self.taylor_n}" if self.taylor_n is not None else "")
+                + (f"_taylor{self.taylor_n}" if self.taylor_n else "")
                 + (f"_trim{self.trim:g}" if self.trim else ""))
 
     @property
@@ -135,8 +135,8 @@ class RMIA(Attack):
         if not self.online:
             info["a"] = self.a
         if not self.plain_signal:  # the authors' signal / aggregation options (rows only where set)
-            info |= {"temperature": self.temperature, "taylor_m": self.taylor_m, "trim": self.trim}
-            info |= {"taylor_n": self.taylor_n} if self.taylor_n is not None else {}
+            info |= {"temperature": self.temperature, "taylor_m": self.taylor_m, "taylor_n": self.taylor_n,
+                     "trim": self.trim}
         return Fitted(self.score, tau, info, nominal_fpr=self.fpr,
                       levels=at_levels(self.score, s_in, s_out, self.fpr_levels))
 
@@ -157,7 +157,7 @@ class RMIAPaper(RMIA):
     def __init__(self, online: bool = True, a: float = 0.3, gamma: float = 2.0, rule: str = "youden",
                  fpr: float | None = None, label: str | None = None, unlabelled: str = "own_class",
                  fpr_levels: list[float] = (0.01, 0.001), temperature: float = 2.0, taylor_m: float = 0.6,
-                 taylor_n: int | None = 4, trim: float = 0.2):
+                 taylor_n: int = 4, trim: float = 0.2):
         super().__init__(online=online, a=a, gamma=gamma, rule=rule, fpr=fpr, label=label, unlabelled=unlabelled,
                          fpr_levels=fpr_levels, temperature=temperature, taylor_m=taylor_m, taylor_n=taylor_n,
                          trim=trim)

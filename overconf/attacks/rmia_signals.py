@@ -10,7 +10,7 @@ temperature T, soft margin m and n terms of the Taylor expansion of exp,
     v_k = z_k / T
     Pr(y | x) = e_n(v_y - m) / ( sum_{k != y} e_n(v_k) + e_n(v_y - m) )
 
-With n = None, e = exp (the soft-margin softmax, ``metric="soft-margin"``); with m = 0 as well,
+With n = 0, e = exp (the soft-margin softmax, ``metric="soft-margin"``); with m = 0 as well,
 the temperature softmax. The authors' defaults (``attack_configs/cifar10/rmia_*.yaml``):
 ``temperature: 2.0``, ``taylor_m: 0.6``, ``taylor_n: 4`` (so e_4 is a cubic, which is negative for
 v below about -1.596: their code takes it as it is, and so does this one). Their code applies it to
@@ -52,13 +52,13 @@ def centred_logits(lp: torch.Tensor) -> torch.Tensor:
 
 
 def soft_margin_probability(lp: torch.Tensor, y: torch.Tensor, temperature: float = 1.0, margin: float = 0.0,
-                            taylor_n: int | None = None) -> torch.Tensor:
+                            taylor_n: int = 0) -> torch.Tensor:
     """Pr(y | x) = e(v_y - m) / (sum_{k != y} e(v_k) + e(v_y - m)), v = z / T, for log-probabilities
-    (or logits) ``lp`` [..., C] and classes ``y`` [...]; e = exp (``taylor_n`` None) or e_n."""
+    (or logits) ``lp`` [..., C] and classes ``y`` [...]; e = exp (``taylor_n`` 0) or e_n."""
     v = centred_logits(lp) / temperature
     y = y.long().unsqueeze(-1)
     v_y = v.gather(-1, y) - margin
-    if taylor_n is None:  # in log space: exp(v_y - m - logsumexp(v with v_y - m in place of v_y))
+    if not taylor_n:  # in log space: exp(v_y - m - logsumexp(v with v_y - m in place of v_y))
         return (v_y - torch.logsumexp(v.scatter(-1, y, v_y), -1, keepdim=True)).exp().squeeze(-1)
     e = taylor_exp(v, taylor_n)
     e_y = taylor_exp(v_y, taylor_n)
@@ -80,7 +80,7 @@ def trimmed_mean(values: torch.Tensor, proportion: float, include: torch.Tensor 
     return total / kept.sum(-1).clamp(min=1)
 
 
-def check_signal_options(attack: str, temperature: float, margin: float, taylor_n: int | None, trim: float) -> None:
+def check_signal_options(attack: str, temperature: float, margin: float, taylor_n: int, trim: float) -> None:
     """One clear error per bad value of RMIA's signal / aggregation options."""
     for key, value in (("temperature", temperature), ("taylor_m", margin), ("trim", trim)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -89,9 +89,9 @@ def check_signal_options(attack: str, temperature: float, margin: float, taylor_
         raise ConfigError(f"attack {attack}: temperature must be > 0, got {temperature}")
     if not math.isfinite(margin):
         raise ConfigError(f"attack {attack}: taylor_m (the soft margin) must be a finite number, got {margin}")
-    if taylor_n is not None and (isinstance(taylor_n, bool) or not isinstance(taylor_n, int) or taylor_n < 2):
-        raise ConfigError(f"attack {attack}: taylor_n must be an integer >= 2 (the number of Taylor terms; "
-                          f"the authors use 4) or null for exp, got {taylor_n!r}")
+    if isinstance(taylor_n, bool) or not isinstance(taylor_n, int) or taylor_n < 0 or taylor_n == 1:
+        raise ConfigError(f"attack {attack}: taylor_n must be 0 (exp itself) or an integer >= 2 (the number of "
+                          f"terms of the Taylor expansion of exp; the authors use 4), got {taylor_n!r}")
     if not 0 <= trim < 0.5:
         raise ConfigError(f"attack {attack}: trim (the proportion cut from each end of the reference models' "
                           f"probabilities, scipy's proportiontocut) must lie in [0, 0.5), got {trim}")
