@@ -16,7 +16,7 @@ NAMES: dict[str, tuple[str, ...]] = {
                "permuted", "scaled", "stl10", "svhn", "test", "uniform", "unnormalized"),
     "architecture": ("efficientnet_b0", "fast_cifar", "resnet18", "salem_cnn", "small_resnet"),
     "attack": ("adversarial_distance", "entropy", "gap", "label_only_augmentation", "label_only_noise", "lira",
-               "local_variation", "loss", "max_score", "modified_entropy", "qmia", "rmia", "salem",
+               "local_variation", "loss", "max_score", "modified_entropy", "qmia", "rmia", "rmia_paper", "salem",
                "scaled_logit", "shokri", "true_class_confidence"),
     "calibration": ("llla", "none", "temperature"),
     "defense": ("adversarial_regularisation", "dp_sgd", "dropout", "early_stopping", "l2", "label_only",
