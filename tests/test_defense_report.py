@@ -256,7 +256,8 @@ def test_dp_verdict_lines_name_epsilon_with_delta_and_the_cost_of_dp_alone():
     rows += _dp_rows(eps=8.0, gn_cost=0.125)
     lines = " ".join(next(ln for claim, _, ln in defense_verdicts(SimpleNamespace(rows=rows, cells=cells), "m")
                           if claim.startswith("DP-SGD")))
-    assert "`dp (eps 8, delta 1e-05)`" in lines and "cost of `dp (eps 8, delta 1e-05)`" in lines
+    assert "`dp (eps 8, delta 1e-05)`" in lines
+    assert "cost of `dp`, epsilon 8 at delta 1e-05 (0.4 at delta = 1/n):" in lines  # with the 1/n figure
     assert "against the same GroupNorm model without DP: +0.125" in lines
 
 
@@ -352,3 +353,53 @@ def test_report_of_a_defense_study(reference_study):
     write_report(first)  # no defense setting: no defense section, no CSV
     assert "Defenses:" not in (first.run_dir / "summary.md").read_text()
     assert not (first.run_dir / "defense_fpr.csv").exists()
+
+
+def test_verdicts_over_seeds_decide_on_the_seed_level_interval_and_state_seeds_and_delta():
+    """Issue 21: with several seeds the verdicts state the number of seeds and a Student-t interval over
+    the per-seed differences (training randomness), which decides; each seed's evaluation sets alone
+    (the sample bootstrap) would call a DP-SGD advantage that the seeds do not agree on."""
+    import re
+    from types import SimpleNamespace
+    from scipy import stats
+    from sklearn.metrics import roc_auc_score
+    from overconf.report.defense_verdicts import defense_verdicts, defense_verdicts_markdown
+
+    g = torch.Generator().manual_seed(3)
+    cells, rows = [], []
+    # loss-attack member shift per seed: DP-SGD is far below L2 on seeds 0 and 2, above it on seed 1
+    shifts = {"baseline": (2.0, 2.0, 2.0), "dp": (0.0, 1.6, 0.2), "l2": (1.2, 1.2, 1.2)}
+    defenses = {"baseline": "none", "dp": "dp_sgd", "l2": "l2"}
+    for seed in range(3):
+        for setting, sh in shifts.items():
+            c = _cell(setting, sh[seed], 0.5 if setting == "dp" else 0.9, g)
+            c.seed = seed
+            cells.append(c)
+            base = {"model": "m", "seed": seed, "setting": setting, "defense": defenses[setting], "attacker": "same"}
+            rows += [base | {"attack": "loss", "source": "test", "metric": "auroc", "value": 0.5},
+                     base | {"attack": "-", "source": "train", "metric": "train_seconds",
+                             "value": 50.0 if setting == "dp" else 10.0}]
+        rows += [r | {"seed": seed} for r in _dp_rows(eps=1.0, delta=1e-5, eps_1n=0.4)]
+    result = SimpleNamespace(rows=rows, cells=cells)
+    status, lines = next((st, ln) for claim, st, ln in defense_verdicts(result, "m") if claim.startswith("DP-SGD"))
+    line = next(ln for ln in lines if ln.startswith("`loss` auroc"))
+    # independent oracle: per-seed AUROC (scikit-learn), paired differences, scipy's Student-t interval
+    auc = {(c.setting, c.seed): roc_auc_score([1] * 400 + [0] * 400,
+                                              torch.cat([c.scores["loss"]["members"], c.scores["loss"]["test"]]))
+           for c in cells}
+    d = [auc[("dp", k)] - auc[("l2", k)] for k in range(3)]
+    lo, hi = stats.t.interval(0.95, 2, loc=sum(d) / 3, scale=stats.sem(d))
+    assert f"[{lo:+.3f}, {hi:+.3f}] over 3 seeds" in line, line
+    boot = [float(x) for x in re.search(r"difference [+-][0-9.]+ \[([+-][0-9.]+), ([+-][0-9.]+)\]", line).groups()]
+    assert boot[1] < 0 < hi  # the bootstrap alone excludes 0, the seeds do not: inconclusive, not "holds"
+    assert line.endswith(": inconclusive") and status.startswith("protection inconclusive"), (status, lines)
+    cost = next(ln for ln in lines if ln.startswith("cost of"))
+    assert "epsilon 1 at delta 1e-05 (0.4 at delta = 1/n)" in cost and "over 3 seeds" in cost
+    text = defense_verdicts_markdown(result)
+    assert "with 3 seeds (0, 1, 2) the seed-level interval decides" in text
+    # one seed: the bootstrap decides and the lines say there is no seed-level interval
+    one = SimpleNamespace(rows=[r for r in rows if r["seed"] == 0], cells=[c for c in cells if c.seed == 0])
+    status, lines = next((st, ln) for claim, st, ln in defense_verdicts(one, "m") if claim.startswith("DP-SGD"))
+    line = next(ln for ln in lines if ln.startswith("`loss` auroc"))
+    assert "1 seed: no seed-level interval" in line and line.endswith(": holds")
+    assert "with 1 seed the bootstrap decides" in defense_verdicts_markdown(one)

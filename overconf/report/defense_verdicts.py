@@ -8,17 +8,17 @@
 3. logit reweighting lowers the attack AUROC and advantage without changing the test accuracy;
 4. MemGuard does nothing against label-only attacks (their scores equal the baseline's).
 
-Intervals: a paired bootstrap over samples, which exists with one seed. Members (the ``test``
-source's member set), ``test`` non-members and the test images scored for accuracy are resampled
-``N_BOOT`` times with the same indices for every setting of a model (the settings are evaluated on
-the same samples), so a difference between two settings gets a percentile interval; with several
-seeds a replicate is the mean over seeds of per-seed replicates. It is conditional on the trained
-models: it captures sampling noise of the evaluation sets, not training randomness (that needs
-seeds). A claim 'x < 0' holds when the whole 95% interval is below 0, does not hold when it is
-wholly above, and is inconclusive otherwise (:func:`overconf.report.intervals.decide`); a ratio
-comparison (claim 2) holds when the setting's ratio is larger in >= 97.5% of the replicates.
-The time cost is one measurement (no interval). Pure functions of a StudyResult's per-sample scores
-and rows (attacks and metrics never run a network).
+Intervals (:mod:`overconf.report.defense_samples`): every difference between two settings gets a
+95% paired sample bootstrap (members, ``test`` non-members and test images resampled with the same
+indices for every setting; conditional on the trained models) and, with two seeds or more, a 95%
+Student-t interval over the per-seed differences (seeds paired; training randomness included),
+which then decides; with one seed the bootstrap decides. A claim 'x < 0' holds when the deciding
+interval is wholly below 0, does not hold when it is wholly above, and is inconclusive otherwise
+(:func:`overconf.report.intervals.decide`); a ratio comparison (claim 2) decides on the per-seed
+ratio differences (one seed: larger in >= 97.5% of the bootstrap replicates). The time cost is a
+mean over seeds (no interval). DP-SGD settings are named with epsilon, its delta and the epsilon at
+delta = 1/n (issue 21). Pure functions of a StudyResult's per-sample scores and rows (attacks and
+metrics never run a network).
 """
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ import math
 
 import torch
 
-from overconf.core.seeding import generator
-from .defense_report import TEST, baseline_setting, setting_info, setting_label
+from .defense_report import TEST, baseline_setting, epsilon_text, setting_info, setting_label
+from .defense_samples import N_BOOT, Samples, judge
+from .defense_samples import advantage, auroc, tpr_at_fpr  # noqa: F401  (re-exported: the statistics)
+from .intervals import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, combine, decide, t_interval
 from .tables import Table, ordered
-from .intervals import FAILS, HOLDS, INCONCLUSIVE, NOT_TESTED, Interval, combine, decide
 
-N_BOOT = 1000
 ACC_COST = 0.05
 TIME_COST = 2.0
 MIN_LOSS = 0.001
@@ -41,92 +41,6 @@ LABEL_ONLY = ("label_only", "gap")
 
 def label_only(attack: str) -> bool:
     return attack.startswith(LABEL_ONLY)
-
-
-# ---------------------------------------------------------------- statistics on bootstrap indices
-def auroc(s_in: torch.Tensor, s_out: torch.Tensor) -> torch.Tensor:
-    """[B] P(in > out) + P(tie) / 2 for rows of member / non-member scores [B, n], [B, m]."""
-    out = s_out.sort(-1).values.contiguous()
-    lt = torch.searchsorted(out, s_in.contiguous(), right=False).double()
-    le = torch.searchsorted(out, s_in.contiguous(), right=True).double()
-    return (lt + 0.5 * (le - lt)).mean(-1) / s_out.shape[-1]
-
-
-def tpr_at_fpr(s_in: torch.Tensor, s_out: torch.Tensor, max_fpr: float = 0.01) -> torch.Tensor:
-    """[B] best TPR of 'score >= t' over thresholds with FPR <= max_fpr: the fraction of members
-    above the (floor(max_fpr m) + 1)-th largest non-member score."""
-    m = s_out.shape[-1]
-    k = int(math.floor(max_fpr * m + 1e-9))
-    if k >= m:
-        return torch.ones(s_in.shape[0], dtype=torch.float64)
-    v = s_out.sort(-1, descending=True).values[:, k: k + 1]
-    return (s_in > v).double().mean(-1)
-
-
-def advantage(s_in: torch.Tensor, s_out: torch.Tensor) -> torch.Tensor:
-    """[B] max over thresholds t (every score, and +inf) of TPR(t) - FPR(t), rule score >= t."""
-    t = torch.cat([s_in, s_out], -1)
-    a, b = s_in.sort(-1).values.contiguous(), s_out.sort(-1).values.contiguous()
-    tpr = 1 - torch.searchsorted(a, t.contiguous(), right=False).double() / a.shape[-1]
-    fpr = 1 - torch.searchsorted(b, t.contiguous(), right=False).double() / b.shape[-1]
-    return (tpr - fpr).max(-1).values.clamp_min(0.0)
-
-
-STATS = {"auroc": auroc, "tpr_at_fpr_0.01": tpr_at_fpr, "advantage": advantage}
-
-
-class Samples:
-    """Per-sample data of one model's settings over seeds, and shared bootstrap indices."""
-
-    def __init__(self, result, model: str, n_boot: int = N_BOOT):
-        self.model = model
-        self.cells = {(c.setting, c.seed): c for c in result.cells if c.model == model}
-        self.seeds = sorted({s for _, s in self.cells})
-        self.idx = {}
-        for seed in self.seeds:
-            cell = next(c for (_, s), c in self.cells.items() if s == seed)
-            n_in, n_out = len(cell.member_index[TEST]), len(cell.sources[TEST].labels)
-            g = generator(seed, "defense_verdicts", model)
-            self.idx[seed] = (torch.arange(n_in)[None], torch.arange(n_out)[None],
-                              torch.randint(n_in, (n_boot, n_in), generator=g),
-                              torch.randint(n_out, (n_boot, n_out), generator=g))
-
-    def has(self, setting: str, attack: str | None = None) -> bool:
-        return all((setting, s) in self.cells and (attack is None or attack in self.cells[(setting, s)].scores)
-                   for s in self.seeds)
-
-    def _stat(self, setting: str, what: str, attack: str | None, boot: bool) -> torch.Tensor:
-        vals = []
-        for seed in self.seeds:
-            cell = self.cells[(setting, seed)]
-            i_id, j_id, i_b, j_b = self.idx[seed]
-            i, j = (i_b, j_b) if boot else (i_id, j_id)
-            if what == "accuracy":
-                src = cell.sources[TEST]
-                correct = (src.log_probs.argmax(1) == src.labels).double()
-                vals.append(correct[j].mean(-1))
-            else:
-                sc = cell.scores[attack]
-                s_in = sc["members"][cell.member_index[TEST]].double()
-                vals.append(STATS[what](s_in[i], sc[TEST].double()[j]))
-        return torch.stack(vals).mean(0)
-
-    def point(self, setting: str, what: str, attack: str | None = None) -> float:
-        return float(self._stat(setting, what, attack, False)[0])
-
-    def boot(self, setting: str, what: str, attack: str | None = None) -> torch.Tensor:
-        return self._stat(setting, what, attack, True)
-
-
-def diff_interval(s: Samples, a: str, b: str, what: str, attack: str | None = None) -> Interval:
-    """Point difference a - b and its 95% paired-bootstrap percentile interval (n = replicates)."""
-    d = s.boot(a, what, attack) - s.boot(b, what, attack)
-    lo, hi = torch.quantile(d, torch.tensor([0.025, 0.975], dtype=d.dtype)).tolist()
-    return Interval(s.point(a, what, attack) - s.point(b, what, attack), lo, hi, len(d))
-
-
-def _iv(iv: Interval) -> str:
-    return f"{iv.mean:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]"
 
 
 def _settings(rows: list[dict], name: str) -> list[str]:
@@ -145,28 +59,26 @@ def dp_strongest(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
         for what in ("auroc", "tpr_at_fpr_0.01"):
             dp = min(dps, key=lambda x: s.point(x, what, attack))
             other = min(others, key=lambda x: s.point(x, what, attack))
-            iv = diff_interval(s, dp, other, what, attack)
-            st = decide(iv, 0.0, "below", strict=True)
+            st, diff = judge(s, dp, other, what, attack, 0.0, "below", strict=True)
             parts.append(st)
             lines.append(f"`{attack}` {what}: best DP-SGD `{setting_label(rows, s.model, dp)}` "
                          f"{s.point(dp, what, attack):.3f} vs best other "
-                         f"`{other}` {s.point(other, what, attack):.3f}, difference {_iv(iv)}: {st}")
+                         f"`{other}` {s.point(other, what, attack):.3f}, {diff}: {st}")
         statuses.append(HOLDS if all(p == HOLDS for p in parts) else FAILS if FAILS in parts else INCONCLUSIVE)
     protection = combine(statuses).replace(" settings", " cases")
     t = Table(rows)
     costs = []
     for dp in dps:
-        acc = diff_interval(s, base, dp, "accuracy")
+        acc_st, acc = judge(s, base, dp, "accuracy", None, ACC_COST, "above")
         ratio = time_ratio(t, s.model, dp, base)
-        acc_st = decide(acc, ACC_COST, "above")
         time_st = INCONCLUSIVE if math.isnan(ratio) else HOLDS if ratio >= TIME_COST else FAILS
         costs += [acc_st, time_st]
         gn = [v for v in t.get(s.model, dp, "-", "defense", "dp_accuracy_cost_vs_groupnorm") if not math.isnan(v)]
         alone = (f" (DP alone, against the same GroupNorm model without DP: {sum(gn) / len(gn):+.3f})"
                  if gn else "")
-        lines.append(f"cost of `{setting_label(t, s.model, dp)}`: test accuracy drop {_iv(acc)}{alone} (large: >= "
-                     f"{ACC_COST}): {acc_st}; training CPU time x{ratio:.2f} of the baseline's (large: >= "
-                     f"{TIME_COST}, one measurement): {time_st}")
+        lines.append(f"cost of `{dp}`, {epsilon_text(t, s.model, dp)}: test accuracy drop, {acc}{alone} "
+                     f"(large: >= {ACC_COST}): {acc_st}; training CPU time x{ratio:.2f} of the baseline's (large: >= "
+                     f"{TIME_COST}, mean over seeds, no interval): {time_st}")
     cost = HOLDS if all(c == HOLDS for c in costs) else FAILS if FAILS in costs else INCONCLUSIVE
     lines.insert(0, f"protection: {protection}; cost: {cost}")
     if protection == cost:
@@ -199,6 +111,13 @@ def _ratio(s: Samples, setting: str, base: str, attack: str, boot: bool):
     return gain, loss, gain / max(loss, MIN_LOSS)
 
 
+def _seed_ratios(s: Samples, setting: str, base: str, attack: str) -> list[float]:
+    """Per seed: (AUROC_base - AUROC) / max(acc_base - acc, MIN_LOSS)."""
+    gain = [b - x for b, x in zip(s.per_seed(base, "auroc", attack), s.per_seed(setting, "auroc", attack))]
+    loss = [b - x for b, x in zip(s.per_seed(base, "accuracy"), s.per_seed(setting, "accuracy"))]
+    return [g / max(lo, MIN_LOSS) for g, lo in zip(gain, loss)]
+
+
 def compromise(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
     cands = [x for x in _settings(rows, "l2") + _settings(rows, "dropout") if s.has(x)]
     dps = [x for x in _settings(rows, "dp_sgd") if s.has(x)]
@@ -213,10 +132,17 @@ def compromise(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
             g, l, r = _ratio(s, x, base, attack, False)
             p = float((_ratio(s, x, base, attack, True) > rd).double().mean())
             st = HOLDS if p >= 0.975 else FAILS if p <= 0.025 else INCONCLUSIVE
+            text = f"larger in {p:.1%} of {len(rd)} paired sample-bootstrap replicates"
+            if len(s.seeds) >= 2:  # the seed level decides: per-seed ratio differences, Student-t
+                iv = t_interval([a - b for a, b in zip(_seed_ratios(s, x, base, attack),
+                                                       _seed_ratios(s, dp, base, attack))])
+                st = decide(iv, 0.0, "above", strict=True)
+                text += f"; ratio difference at seed level: {iv.text(digits=2, signed=True)}"
+            else:
+                text += ", 1 seed: no seed-level interval"
             statuses.append(st)
             lines.append(f"`{attack}` `{x}`: AUROC gain {g:+.3f} per accuracy lost {l:+.3f} = {r:.2f} vs "
-                         f"`{setting_label(rows, s.model, dp)}` {g_dp:+.3f} / {l_dp:+.3f} = {r_dp:.2f}; larger in {p:.1%} of {len(rd)} paired "
-                         f"bootstrap replicates: {st}")
+                         f"`{setting_label(rows, s.model, dp)}` {g_dp:+.3f} / {l_dp:+.3f} = {r_dp:.2f}; {text}: {st}")
     return combine(statuses).replace(" settings", " cases"), lines
 
 
@@ -240,10 +166,10 @@ def reweighting(s: Samples, rows, base, attacks) -> tuple[str, list[str]]:
         for attack in scored:
             parts = []
             for what in ("auroc", "advantage"):
-                iv = diff_interval(s, x, base, what, attack)
-                parts.append(decide(iv, 0.0, "below", strict=True))
+                st, diff = judge(s, x, base, what, attack, 0.0, "below", strict=True)
+                parts.append(st)
                 lines.append(f"`{x}` `{attack}` {what} {s.point(base, what, attack):.3f} -> "
-                             f"{s.point(x, what, attack):.3f}, difference {_iv(iv)}: {parts[-1]}")
+                             f"{s.point(x, what, attack):.3f}, {diff}: {st}")
             p = parts + [acc_st]
             statuses.append(HOLDS if all(q == HOLDS for q in p) else FAILS if FAILS in p else INCONCLUSIVE)
     return combine(statuses).replace(" settings", " cases"), lines
@@ -259,11 +185,12 @@ def memguard_label_only(s: Samples, rows, base, attacks) -> tuple[str, list[str]
         for attack in lo:
             same = all(torch.equal(s.cells[(x, seed)].scores[attack][k], s.cells[(base, seed)].scores[attack][k])
                        for seed in s.seeds for k in s.cells[(base, seed)].scores[attack])
-            iv = diff_interval(s, x, base, "auroc", attack)
-            st = HOLDS if same else (INCONCLUSIVE if iv.low <= 0 <= iv.high else FAILS)
+            below, diff = judge(s, x, base, "auroc", attack, 0.0, "below")
+            above, _ = judge(s, x, base, "auroc", attack, 0.0, "above")
+            st = HOLDS if same else (INCONCLUSIVE if below != FAILS and above != FAILS else FAILS)
             statuses.append(st)
             lines.append(f"`{x}` `{attack}` AUROC {s.point(base, 'auroc', attack):.3f} -> "
-                         f"{s.point(x, 'auroc', attack):.3f} ({'identical per-sample scores on every set' if same else 'difference ' + _iv(iv)}): {st}")
+                         f"{s.point(x, 'auroc', attack):.3f} ({'identical per-sample scores on every set' if same else diff}): {st}")
     return combine(statuses).replace(" settings", " cases"), lines
 
 
@@ -286,10 +213,15 @@ def defense_verdicts(result, model: str) -> list[tuple[str, str, list[str]]]:
 
 def defense_verdicts_markdown(result, level: int = 2) -> str:
     models = ordered(result.rows, "model")
-    out = ["#" * level + " Verdicts: the seeds' defense claims", "",
-           f"Against the `test` source; intervals: 95% paired bootstrap over samples ({N_BOOT} replicates of "
-           f"members, test non-members and test images, the same for every setting; exists with one seed, "
-           f"but conditional on the trained models: training randomness needs more seeds).", ""]
+    seeds = sorted({c.seed for c in result.cells})
+    decides = (f"with {len(seeds)} seeds ({', '.join(map(str, seeds))}) the seed-level interval decides: a 95% "
+               f"Student-t interval over the per-seed differences (seeds paired; training randomness included)"
+               if len(seeds) >= 2 else "with 1 seed the bootstrap decides (no seed-level interval: training "
+               "randomness needs more seeds)")
+    intro = (f"Against the `test` source; intervals: 95% paired bootstrap over samples ({N_BOOT} replicates of "
+             f"members, test non-members and test images, the same for every setting; conditional on the trained "
+             f"models) and {decides}.")
+    out = ["#" * level + " Verdicts: the seeds' defense claims", "", intro, ""]
     for model in models:
         for i, (claim, status, lines) in enumerate(defense_verdicts(result, model), 1):
             out.append(f"{i}. **{claim} ({model}): {status}**")
