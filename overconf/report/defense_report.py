@@ -157,6 +157,44 @@ def utility_markdown(rows: list[dict], model: str) -> list[str]:
     return [note, "", markdown_table(header, body), ""]
 
 
+def seed_interval(values: list[float], confidence: float = 0.95, rate: bool = True) -> str:
+    """'mean [lo, hi]': a Student-t interval over seeds (mean +- t_{n-1} sd / sqrt(n)), cut to [0, 1]
+    for rates; the mean alone with one seed."""
+    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    n, mean = len(vals), sum(vals) / len(vals)
+    if n < 2:
+        return f"{mean:.3f}"
+    from scipy.stats import t as student_t
+
+    half = student_t.ppf(0.5 + confidence / 2, n - 1) * math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1) / n)
+    lo, hi = mean - half, mean + half
+    if rate:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+LEAKAGE = (("test acc", "-", "accuracy"), ("loss AUROC", "loss", "auroc"), ("LiRA TPR@1%FPR", "lira_online", "tpr_at_fpr_0.01"),
+           ("RMIA TPR@1%FPR", "rmia_online", "tpr_at_fpr_0.01"), ("RMIA AUROC", "rmia_online", "auroc"))
+"""the per-setting leakage table: (column, attack, metric), against the ``test`` source"""
+
+
+def leakage_markdown(rows: list[dict], model: str) -> list[str]:
+    """Per setting: test accuracy and the main attacks' leakage against ``test``, mean and 95% Student-t
+    interval over the seeds (the seed-level view the verdicts decide on)."""
+    t = Table(rows)
+    cols = [c for c in LEAKAGE if any(t.get(model, s, c[1], TEST, c[2]) for s in ordered(rows, "setting"))]
+    if len(cols) < 2:
+        return []
+    seeds = sorted({r["seed"] for r in rows if r["model"] == model})
+    body = [[setting_label(t, model, s)] + [seed_interval(t.get(model, s, a, TEST, m)) for _, a, m in cols]
+            for s in ordered(rows, "setting")]
+    return [f"Leakage per setting against the `{TEST}` source, mean and 95% Student-t interval over "
+            f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}; rates cut to [0, 1]; one seed: the value):", "",
+            markdown_table(["setting"] + [c[0] for c in cols], body), ""]
+
+
 def fpr_markdown(records: list[dict], model: str) -> list[str]:
     """One table per attack: rows = settings, columns = TPR and FPR per source, each 'value (change)'."""
     recs = [r for r in records if r["model"] == model]
@@ -208,5 +246,6 @@ def defense_section(rows: list[dict], level: int = 2) -> tuple[str, list[dict]]:
             f"reference models defended like the target; unaware: undefended).", ""]
     for model in ordered(rows, "model"):
         out += ["#" * (level + 1) + f" {model}", ""]
-        out += utility_markdown(rows, model) + effect_summary(records, model) + fpr_markdown(records, model)
+        out += (utility_markdown(rows, model) + leakage_markdown(rows, model) + effect_summary(records, model)
+                + fpr_markdown(records, model))
     return "\n".join(out), records
