@@ -78,6 +78,11 @@ class FactorGrid:
     random: the paper's, each repeat a different random draw from one pool of 2 x max(train_sizes)
     images, so each point is trained on by several models (TrainVar > 0)"""
 
+    models_per_repeat: int = 1
+    """models per repeat, on disjoint training sets of the repeat's split (the paper: 10-50); with
+    >= 2 the test-side bias / variance of a repeat is over its models (each row: its repeat's),
+    with 1 over the configuration's repeats. Attacks and the other factors use each repeat's first model"""
+
     def product(self) -> list[dict[str, Any]]:
         """Every configuration of the Cartesian product, in a fixed order."""
         keys = ("width", "train_size", "loss", "weight_decay", "label_smoothing")
@@ -243,6 +248,7 @@ def _validate(cfg: FactorsConfig) -> None:
     check(all(w >= 0 for w in g.weight_decays), "grid.weight_decays must be >= 0")
     check(all(0 <= e < 1 for e in g.label_smoothings), "grid.label_smoothings must lie in [0, 1)")
     check(g.repeats >= 2, f"grid.repeats must be >= 2 (each repeat's shadows are the other repeats), got {g.repeats}")
+    check(g.models_per_repeat >= 1, f"grid.models_per_repeat must be >= 1, got {g.models_per_repeat}")
     check(g.splits in SPLITS, f"grid.splits: '{g.splits}' is not a split design; use one of: {', '.join(SPLITS)}")
     check(g.width_param not in g.params, f"grid.params sets '{g.width_param}', which grid.widths varies; remove it")
     n = len(g.product())
