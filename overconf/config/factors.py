@@ -25,6 +25,8 @@ STUDY_KIND = "causal_factors"
 LOSSES = ("cross_entropy", "mse")
 ROW_UNITS = ("configuration", "repeat")
 SPLITS = ("disjoint", "random")
+KNOWLEDGE = ("overconf", "paper")
+GRAPH_BY = ("loss", "weight_decay", "label_smoothing", "width", "train_size")
 ATTACK_NAMES = ("loss", "top3", "top3_label", "top10", "top10_label", "shokri", "max_score")
 """the factor table's attacks: attack_<name> (Baluta et al.'s six variants plus the max-score threshold)"""
 
@@ -75,6 +77,11 @@ class FactorGrid:
     """disjoint: repeat r trains on its own block (shadows on disjoint data; TrainVar is 0) |
     random: the paper's, each repeat a different random draw from one pool of 2 x max(train_sizes)
     images, so each point is trained on by several models (TrainVar > 0)"""
+
+    models_per_repeat: int = 1
+    """models per repeat, on disjoint training sets of the repeat's split (the paper: 10-50); with
+    >= 2 the test-side bias / variance of a repeat is over its models (each row: its repeat's),
+    with 1 over the configuration's repeats. Attacks and the other factors use each repeat's first model"""
 
     def product(self) -> list[dict[str, Any]]:
         """Every configuration of the Cartesian product, in a fixed order."""
@@ -130,6 +137,15 @@ class CausalAnalysis:
     """configuration: one row per configuration, its factors and attack accuracies averaged over
     its repeats' models (the paper's table; bootstraps and folds resample configurations) |
     repeat: one row per (configuration, repeat)"""
+    graph_by: list[str] = field(default_factory=list)
+    """[] (overconf's): one pooled graph, the grid's knobs as its roots | grid columns (of loss,
+    weight_decay, label_smoothing, width, train_size) to learn one graph per value of, each on only
+    its rows: [loss, weight_decay] is the paper's (one graph per loss function and per weight decay)"""
+    knowledge: str = "overconf"
+    """overconf: the graph over ``nodes`` with ``white_list`` / ``black_list`` and no edge into an
+    ``exogenous`` knob | paper: the authors' nodes (TrainAcc ... TrainSize, CentroidDistance or its
+    sorted_3 for top-3 and MemGuard), 8-edge white list and black lists (etio create_wl_bl), the
+    ``exogenous`` knobs as roots; ``nodes``, ``white_list`` and ``black_list`` are then unused"""
 
 
 @dataclass
@@ -232,6 +248,7 @@ def _validate(cfg: FactorsConfig) -> None:
     check(all(w >= 0 for w in g.weight_decays), "grid.weight_decays must be >= 0")
     check(all(0 <= e < 1 for e in g.label_smoothings), "grid.label_smoothings must lie in [0, 1)")
     check(g.repeats >= 2, f"grid.repeats must be >= 2 (each repeat's shadows are the other repeats), got {g.repeats}")
+    check(g.models_per_repeat >= 1, f"grid.models_per_repeat must be >= 1, got {g.models_per_repeat}")
     check(g.splits in SPLITS, f"grid.splits: '{g.splits}' is not a split design; use one of: {', '.join(SPLITS)}")
     check(g.width_param not in g.params, f"grid.params sets '{g.width_param}', which grid.widths varies; remove it")
     n = len(g.product())
@@ -259,6 +276,10 @@ def _validate_analysis(an: CausalAnalysis) -> None:
     check(0 < an.edge_threshold <= 1, "analysis.edge_threshold must lie in (0, 1]")
     check(an.refute_simulations >= 1, "analysis.refute_simulations must be >= 1")
     check(an.folds >= 2, "analysis.folds must be >= 2")
+    check(an.knowledge in KNOWLEDGE, f"analysis.knowledge: '{an.knowledge}' is not known; use one of: {', '.join(KNOWLEDGE)}")
+    bad = [v for v in an.graph_by if v not in GRAPH_BY]
+    check(not bad and len(set(an.graph_by)) == len(an.graph_by),
+          f"analysis.graph_by: {an.graph_by} must list distinct grid columns of: {', '.join(GRAPH_BY)}")
     check(an.rows in ROW_UNITS, f"analysis.rows: '{an.rows}' is not a row unit; use one of: {', '.join(ROW_UNITS)}")
     check(len(set(an.nodes)) == len(an.nodes) and len(an.nodes) >= 2, "analysis.nodes must list >= 2 distinct columns")
     for key in ("exogenous",):

@@ -29,6 +29,10 @@ import pandas as pd
 
 from overconf.config.factors import CausalAnalysis
 from overconf.core.errors import ConfigError
+from overconf.runner.factors.knowledge import expert_lists, graph_nodes
+from overconf.runner.factors.rows import graph_groups
+
+__all__ = ["analyse", "expert_lists"]
 
 log = logging.getLogger(__name__)
 OUTCOME_PREFIX = "attack_"
@@ -49,19 +53,6 @@ def standardise(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, 
     constant = [c for c in columns if not sd[c] > 1e-12]
     keep = [c for c in columns if c not in constant]
     return (data[keep] - data[keep].mean()) / sd[keep], constant
-
-
-def expert_lists(nodes: list[str], outcome: str, an: CausalAnalysis) -> tuple[list, list]:
-    """(white, black) edge lists over ``nodes + [outcome]`` ('attack' in the user lists is the outcome)."""
-    every = nodes + [outcome]
-    name = {"attack": outcome}
-    white = [(name.get(u, u), name.get(v, v)) for u, v in an.white_list]
-    white = [(u, v) for u, v in white if u in every and v in every]
-    black = {(x, e) for e in an.exogenous if e in every for x in every if x != e}
-    black |= {(outcome, x) for x in nodes}
-    black |= {(name.get(u, u), name.get(v, v)) for u, v in an.black_list}
-    black = sorted((u, v) for u, v in black if u in every and v in every and (u, v) not in white)
-    return white, black
 
 
 def _fast_bic():
@@ -227,10 +218,13 @@ def analyse_outcome(frame: pd.DataFrame, outcome: str, an: CausalAnalysis, seed:
     """Graph, effects and predictive power of one outcome."""
     import networkx as nx
 
-    data, constant = standardise(frame, list(an.nodes) + [outcome])
+    wanted = graph_nodes(outcome, an)
+    data, constant = standardise(frame, wanted + [outcome])
     if outcome not in data.columns:
         return {"outcome": outcome, "skipped": "constant outcome", "constant": constant}
-    nodes = [c for c in an.nodes if c in data.columns]
+    if len(frame) < MIN_ROWS:
+        return {"outcome": outcome, "skipped": f"{len(frame)} rows (fewer than {MIN_ROWS})", "constant": constant}
+    nodes = [c for c in wanted if c in data.columns]
     white, black = expert_lists(nodes, outcome, an)
     strengths = bootstrap_structure(data, white, black, an.bootstrap, seed)
     graph = averaged_graph(strengths, nodes + [outcome], an.edge_threshold, white)
@@ -250,6 +244,8 @@ def analyse_outcome(frame: pd.DataFrame, outcome: str, an: CausalAnalysis, seed:
 
 
 GAP = "acc_gap"
+MIN_ROWS = 4
+"""fewest rows a graph is learned from (a group of ``analysis.graph_by`` with fewer is skipped)"""
 
 
 def gap_adjusted(data: pd.DataFrame, factor: str, outcome: str, knobs: list[str]) -> dict:
@@ -305,7 +301,10 @@ def analyse(frame: pd.DataFrame, an: CausalAnalysis, seed: int = 0) -> dict:
         raise ConfigError(f"analysis.outcomes names {missing}, which the factor table lacks; use some of: "
                           f"{', '.join(present)}")
     for outcome in chosen:
-        log.info("causal analysis: %s", outcome)
-        result["outcomes"][outcome] = analyse_outcome(frame, outcome, an, seed)
+        for label, rows in graph_groups(frame, an.graph_by):
+            log.info("causal analysis: %s %s", outcome, label)
+            key = f"{outcome} ({label})" if label else outcome
+            result["outcomes"][key] = analyse_outcome(rows.reset_index(drop=True), outcome, an, seed) | \
+                {"group": label, "rows": len(rows)}
     result["overconfidence"] = overconfidence_effects(frame, an, seed)
     return result

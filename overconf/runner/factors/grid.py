@@ -3,9 +3,11 @@
 
 Train pool (a stratified seeded order, :func:`overconf.data.splits.stratified_order`): R blocks of
 ``max(train_sizes)`` images (repeat r trains on the first ``train_size`` of block r, so every
-configuration of a repeat draws from the same images), then a held-out calibration block.
-With ``grid.splits: random`` (the paper's) repeat r draws its block at random from one pool of
-2 x max(train_sizes) images instead, so training sets overlap and each point is trained on by
+configuration of a repeat draws from the same images), then a held-out calibration block. With
+``grid.models_per_repeat`` M >= 2: R x M blocks, model j of repeat r on block r M + j.
+With ``grid.splits: random`` (the paper's) repeat r splits one pool of max(2, M) x max(train_sizes)
+images at random into its models' training sets instead (with M >= 2 each point is trained on by
+one model per repeat, the paper's), so training sets overlap and each point is trained on by
 several models (TrainVar > 0); the shadows then share some data with the target.
 Test pool: R blocks of ``test_size`` (repeat r's non-members), then the block the derived
 non-member sources (``permuted``) are made from. Blocks never overlap, so for the model of repeat r
@@ -40,7 +42,7 @@ class Blocks:
     """Index tensors into the dataset's train / test pools."""
 
     train: list[torch.Tensor]
-    """R blocks of max(train_sizes) train-pool indices"""
+    """R x M blocks of max(train_sizes) train-pool indices (block r * M + j: model j of repeat r)"""
     calibration: torch.Tensor
     test: list[torch.Tensor]
     """R blocks of test_size test-pool indices"""
@@ -48,12 +50,13 @@ class Blocks:
 
 
 def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
-    r, n, d = cfg.grid.repeats, max(cfg.grid.train_sizes), cfg.data
-    pool_size = 2 * n if cfg.grid.splits == "random" else r * n
+    r, n, d, m = cfg.grid.repeats, max(cfg.grid.train_sizes), cfg.data, cfg.grid.models_per_repeat
+    pool_size = max(2, m) * n if cfg.grid.splits == "random" else r * m * n
     need_train, need_test = pool_size + d.calibration_size, r * d.test_size + d.source_size
     for pool, need, have, what in (("train", need_train, len(ds.train_y),
-                                    f"training pool (grid.repeats x max(grid.train_sizes), 2 x max(grid.train_sizes) with grid.splits: "
-                                    f"random) + data.calibration_size = {pool_size} + {d.calibration_size}"),
+                                    f"training pool (grid.repeats x grid.models_per_repeat x max(grid.train_sizes), "
+                                    f"max(2, grid.models_per_repeat) x max(grid.train_sizes) with grid.splits: random) "
+                                    f"+ data.calibration_size = {pool_size} + {d.calibration_size}"),
                                    ("test", need_test, len(ds.test_y),
                                     f"grid.repeats x data.test_size + data.source_size = {r} x {d.test_size} + "
                                     f"{d.source_size}")):
@@ -61,24 +64,27 @@ def make_blocks(ds: ImageDataset, cfg: FactorsConfig) -> Blocks:
             raise ConfigError(f"{what} = {need} exceeds the {have} images of {ds.name}'s {pool} pool; lower these sizes")
     tr = stratified_order(ds.train_y, generator(cfg.seed, "factors", "train"))
     te = stratified_order(ds.test_y, generator(cfg.seed, "factors", "test"))
-    if cfg.grid.splits == "random":  # the paper's: a different random draw per repeat from one pool
-        train = [tr[:pool_size][torch.randperm(pool_size, generator=generator(cfg.seed, "factors", "split", i))[:n]]
+    if cfg.grid.splits == "random":  # the paper's: a different random split of one pool per repeat
+        perms = [tr[:pool_size][torch.randperm(pool_size, generator=generator(cfg.seed, "factors", "split", i))]
                  for i in range(r)]
+        train = [perms[i][j * n:(j + 1) * n] for i in range(r) for j in range(m)]
     else:
-        train = [tr[i * n:(i + 1) * n] for i in range(r)]
+        train = [tr[i * n:(i + 1) * n] for i in range(r * m)]
     return Blocks(train, tr[pool_size:need_train],
                   [te[i * d.test_size:(i + 1) * d.test_size] for i in range(r)], te[r * d.test_size:need_test])
 
 
-def job_for(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, conf: dict, repeat: int) -> ClassifierJob:
-    """The model of ``conf`` (a row of :meth:`FactorsConfig.configurations`) and ``repeat``."""
-    idx = blocks.train[repeat][: conf["train_size"]]
+def job_for(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, conf: dict, repeat: int,
+            model: int = 0) -> ClassifierJob:
+    """Model ``model`` of ``conf`` (a row of :meth:`FactorsConfig.configurations`) and ``repeat``."""
+    idx = blocks.train[repeat * cfg.grid.models_per_repeat + model][: conf["train_size"]]
+    extra = ("model", model) if model else ()
     recipe = cfg.recipe.updated({"weight_decay": conf["weight_decay"], "label_smoothing": conf["label_smoothing"],
                                  "loss": conf["loss"]}, f"configuration {conf['config']}")
     params = dict(cfg.grid.params) | {cfg.grid.width_param: conf["width"]}
-    return ClassifierJob(cfg.grid.arch, recipe, derive_seed(cfg.seed, "factors", "repeat", repeat),
+    return ClassifierJob(cfg.grid.arch, recipe, derive_seed(cfg.seed, "factors", "repeat", repeat, *extra),
                          ds.train_x[idx], ds.train_y[idx], ds.mean, ds.std, ds.num_classes, params=params,
-                         name=f"config {conf['config']} repeat {repeat}")
+                         name=f"config {conf['config']} repeat {repeat}" + (f" model {model}" if model else ""))
 
 
 def train_configuration(jobs: list[ClassifierJob], cache: Cache, device: torch.device,

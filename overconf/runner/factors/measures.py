@@ -48,6 +48,16 @@ def train_side(own: list[torch.Tensor], indices: list[torch.Tensor]) -> tuple[to
     return table, mask, points
 
 
+def repeat_bias_variance(first: list[torch.Tensor], extra: list[torch.Tensor], labels: torch.Tensor,
+                         blocks: list[slice]) -> list[tuple[float, float]]:
+    """The paper's test-side (bias^2, variance) per repeat, over the repeat's M models on its test
+    block: ``first[r]`` [N, K] is repeat r's first model on every test block (``labels`` [N],
+    repeat r's block ``blocks[r]``), ``extra`` its other M - 1 models on that block, repeat-major."""
+    per = len(extra) // len(first)
+    return [bias_variance(torch.stack([first[r][b], *extra[r * per:(r + 1) * per]]), labels[b])
+            for r, b in enumerate(blocks)]
+
+
 def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean cross-entropy -log p_y (without label smoothing)."""
     lp = log_probs.double().log_softmax(-1)

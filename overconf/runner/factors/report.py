@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,8 @@ from overconf.runner.factors.verdicts import (gap_not_alone_verdict, overconfide
 
 
 def effects_frame(analysis: dict) -> pd.DataFrame:
-    rows = [e for res in analysis["outcomes"].values() for e in res.get("effects", [])]
+    rows = [e | ({"graph": res["group"]} if res.get("group") else {}) for res in analysis["outcomes"].values()
+            for e in res.get("effects", [])]
     rows += [e | {"analysis": "overconfidence"} for e in analysis.get("overconfidence", [])]
     return pd.DataFrame(rows)
 
@@ -25,11 +27,14 @@ def edges_frame(analysis: dict) -> pd.DataFrame:
     rows = []
     for outcome, res in analysis["outcomes"].items():
         kept = set(map(tuple, res.get("edges", [])))
+        white = set(map(tuple, res.get("white", [])))
         for (u, v), s in res.get("strengths", {}).items():
-            rows.append({"outcome": outcome, "from": u, "to": v, "strength": s, "in_averaged_graph": (u, v) in kept})
+            rows.append({"outcome": outcome, "from": u, "to": v, "strength": s, "in_averaged_graph": (u, v) in kept,
+                         "white_listed": (u, v) in white})
         for u, v in kept - set(res.get("strengths", {})):
-            rows.append({"outcome": outcome, "from": u, "to": v, "strength": 0.0, "in_averaged_graph": True})
-    return pd.DataFrame(rows, columns=["outcome", "from", "to", "strength", "in_averaged_graph"])
+            rows.append({"outcome": outcome, "from": u, "to": v, "strength": 0.0, "in_averaged_graph": True,
+                         "white_listed": (u, v) in white})
+    return pd.DataFrame(rows, columns=["outcome", "from", "to", "strength", "in_averaged_graph", "white_listed"])
 
 
 def draw_graph(res: dict, path: Path) -> None:
@@ -106,7 +111,7 @@ def write_report(result, out: Path) -> None:
     if cfg.figures:
         for outcome, res in analysis["outcomes"].items():
             if "edges" in res:
-                draw_graph(res, figures / f"graph_{outcome}.png")
+                draw_graph(res, figures / f"graph_{re.sub(r'[^A-Za-z0-9_.=-]+', '_', outcome).strip('_')}.png")
         draw_predictive(analysis, figures / "predictive_power.png")
     plain = {"outcomes": {o: {k: ([[*e, s] for e, s in v.items()] if k == "strengths" else v) for k, v in r.items()}
                           for o, r in analysis["outcomes"].items()}, "overconfidence": analysis.get("overconfidence", [])}
@@ -123,7 +128,10 @@ def write_report(result, out: Path) -> None:
              f"{n_conf} configurations x {cfg.grid.repeats} repeats = {len(frame)} models; the analysis reads "
              f"one row per {cfg.analysis.rows} "
              f"({cfg.grid.arch}, {cfg.data.dataset}); wall time {result.seconds / 60:.1f} min "
-             f"(trainings, factor table and analysis; cached models and rows are reused).", "",
+             f"(trainings, factor table and analysis; cached models and rows are reused).",
+             f"Training splits: {cfg.grid.splits}; graphs: "
+             f"{'one per ' + ' and '.join(cfg.analysis.graph_by) if cfg.analysis.graph_by else 'one pooled graph'}; "
+             f"domain knowledge (nodes, white and black lists): {cfg.analysis.knowledge}'s.", "",
              "## Verdicts",
              *[x for claim, (v, ls) in claims for x in (f"**{claim} (Baluta et al.): {v}.**", *ls, "")],
              f"**Overconfidence causes false positives on OOD / noise inputs independently of the gap: {oc}.**",
@@ -137,7 +145,8 @@ def write_report(result, out: Path) -> None:
              "## Effects per factor and attack (factors with a causal path)"]
     if len(effects):
         on_path = effects[effects["adjusted_for"] != "no causal path"] if "adjusted_for" in effects else effects
-        lines.append(_table(on_path, ["outcome", "factor", "effect", "ci_low", "ci_high", "effect_min_to_max",
+        on_path = on_path.fillna({"graph": "pooled"}) if "graph" in on_path else on_path
+        lines.append(_table(on_path, ["outcome", "graph", "factor", "effect", "ci_low", "ci_high", "effect_min_to_max",
                                       "random_common_cause_passes",
                                       "data_subset_passes", "adjusted_for"]))
     lines += ["", "## Factor table (means over repeats, first rows)",

@@ -31,3 +31,12 @@ def per_configuration(frame: pd.DataFrame) -> pd.DataFrame:
 def analysis_rows(frame: pd.DataFrame, unit: str) -> pd.DataFrame:
     """The rows the causal analysis reads: per configuration (the paper's) or per repeat."""
     return per_configuration(frame) if unit == "configuration" else frame
+
+
+def graph_groups(frame: pd.DataFrame, by: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per value of the ``by`` columns (the paper: one graph per loss and per weight
+    decay, each learned only on its rows); [("", frame)] when pooled."""
+    if not by:
+        return [("", frame)]
+    return [(" ".join(f"{k}={v}" for k, v in zip(by, key if isinstance(key, tuple) else (key,))), rows)
+            for key, rows in frame.groupby(list(by), sort=True)]

@@ -23,7 +23,8 @@ from overconf.defenses.base import DefenseContext
 from overconf.core.seeding import derive_seed
 from overconf.runner.factors.attacks import ModelView, attack_row, make_attacks, released, signals
 from overconf.runner.factors.grid import Blocks, job_for, outputs, train_configuration
-from overconf.runner.factors.measures import bias_variance, generalisation, mean_max_score, train_side
+from overconf.runner.factors.measures import (bias_variance, generalisation, mean_max_score, repeat_bias_variance,
+                                              train_side)
 
 log = logging.getLogger(__name__)
 ROWS_VERSION = 2
@@ -32,19 +33,22 @@ ROWS_VERSION = 2
 def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sources: dict[str, SourceData],
                        conf: dict, cache: Cache, device: torch.device) -> list[dict]:
     """The R rows of configuration ``conf`` (cached)."""
-    r_count = cfg.grid.repeats
+    r_count, m_count = cfg.grid.repeats, cfg.grid.models_per_repeat
     jobs = [job_for(cfg, ds, blocks, conf, r) for r in range(r_count)]
-    key = content_key({"kind": "factor_rows", "version": ROWS_VERSION, "models": [j.key for j in jobs],
-                       "test": [tensor_digest(b) for b in blocks.test], "cal": tensor_digest(blocks.calibration),
-                       "sources": {k: tensor_digest(v.x) for k, v in sources.items()}, "conf": conf,
-                       "eval_size": cfg.data.eval_size, "attacks": dataclasses.asdict(cfg.attacks), "seed": cfg.seed})
+    extra = [job_for(cfg, ds, blocks, conf, r, m) for r in range(r_count) for m in range(1, m_count)]
+    parts = {"kind": "factor_rows", "version": ROWS_VERSION, "models": [j.key for j in jobs],
+             "test": [tensor_digest(b) for b in blocks.test], "cal": tensor_digest(blocks.calibration),
+             "sources": {k: tensor_digest(v.x) for k, v in sources.items()}, "conf": conf,
+             "eval_size": cfg.data.eval_size, "attacks": dataclasses.asdict(cfg.attacks), "seed": cfg.seed}
+    key = content_key(parts | ({"extra_models": [j.key for j in extra]} if extra else {}))
     found = cache.load("factor_rows", key, lambda rows: isinstance(rows, list) and len(rows) == r_count
                        and all(isinstance(r, dict) for r in rows))
     if found is not None:
         cache.hits += 1
         return found
     t0 = time.perf_counter()
-    trained = train_configuration(jobs, cache, device, progress=cfg.progress)
+    trained_all = train_configuration(jobs + extra, cache, device, progress=cfg.progress)
+    trained = trained_all[:r_count]
     seconds = time.perf_counter() - t0
     test_x = torch.cat([ds.normalize(ds.test_x[b]) for b in blocks.test])
     test_y = torch.cat([ds.test_y[b] for b in blocks.test])
@@ -57,12 +61,19 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
         on_src.append({k: outputs(cache, t, v.x, v.y, device).logits for k, v in sources.items()})
     size = cfg.data.test_size
     block = [slice(r * size, (r + 1) * size) for r in range(r_count)]
-    # bias-variance over the configuration's models: test version on every test block (all models),
-    # train version on every training point (per point, the models that trained on it: one with
-    # disjoint splits, several with grid.splits: random, the paper's)
-    bias2, variance = bias_variance(torch.stack(on_test), test_y)
+    # bias-variance: test version over each repeat's models on its block (grid.models_per_repeat >= 2, the
+    # paper's), else over the configuration's models on every test block; train version on every training
+    # point (per point, the models that trained on it: one with disjoint splits, several with random ones)
     n = conf["train_size"]
-    train_lp, mask, points = train_side(own, [blocks.train[r][:n] for r in range(r_count)])
+    extra_own = [outputs(cache, t, j.inputs(), j.labels, device).logits for j, t in zip(extra, trained_all[r_count:])]
+    if extra:  # the paper's: test-side bias / variance over each repeat's models, on its test block
+        extra_test = [outputs(cache, t, test_x[block[i // (m_count - 1)]], test_y[block[i // (m_count - 1)]],
+                              device).logits for i, t in enumerate(trained_all[r_count:])]
+        per_repeat = repeat_bias_variance(on_test, extra_test, test_y, block)
+    else:
+        per_repeat = [bias_variance(torch.stack(on_test), test_y)] * r_count
+    order = [(r, 0) for r in range(r_count)] + [(r, m) for r in range(r_count) for m in range(1, m_count)]
+    train_lp, mask, points = train_side(own + extra_own, [blocks.train[r * m_count + m][:n] for r, m in order])
     all_train_y = ds.train_y[points]
     bias2_train, variance_train = bias_variance(train_lp, all_train_y, mask)
     views = [ModelView(signals(own[r], jobs[r].labels), signals(on_test[r][block[r]], test_y[block[r]]),
@@ -83,7 +94,8 @@ def configuration_rows(cfg: FactorsConfig, ds: ImageDataset, blocks: Blocks, sou
                "weight_decay": conf["weight_decay"], "label_smoothing": conf["label_smoothing"],
                "num_params": num_params}
         row |= generalisation(own[r], jobs[r].labels, on_test[r][block[r]], test_y[block[r]])
-        row |= {"bias2": bias2, "variance": variance, "bias2_train": bias2_train, "variance_train": variance_train}
+        row |= {"bias2": per_repeat[r][0], "variance": per_repeat[r][1], "bias2_train": bias2_train,
+                "variance_train": variance_train}
         for k, v in on_src[r].items():
             row[f"mms_{k}"] = mean_max_score(v)
         if on_src[r]:

@@ -65,7 +65,7 @@ def gap_not_alone_verdict(analysis: dict) -> tuple[str, list[str]]:
 
 def shared_factors_verdict(analysis: dict) -> tuple[str, list[str]]:
     """Claim 3 (abstract): "a new connection between generalization and MI attacks via their shared
-    causal factors": per attack, the learned graph's ancestors of the attack and of the accuracy gap
+    causal factors": per attack (and per graph of ``analysis.graph_by``), the learned graph's ancestors of the attack and of the accuracy gap
     (generalization) share at least one factor."""
     import networkx as nx
 
@@ -73,8 +73,8 @@ def shared_factors_verdict(analysis: dict) -> tuple[str, list[str]]:
     for outcome, res in _attacks(analysis):
         n += 1
         g = nx.DiGraph(res["edges"])
-        g.add_nodes_from([outcome, "acc_gap"])
-        shared = sorted((nx.ancestors(g, outcome) & nx.ancestors(g, "acc_gap")) - {"acc_gap"})
+        g.add_nodes_from([res["outcome"], "acc_gap"])
+        shared = sorted((nx.ancestors(g, res["outcome"]) & nx.ancestors(g, "acc_gap")) - {"acc_gap"})
         holds += bool(shared)
         lines.append(f"- {outcome}: shared causes {', '.join(shared) or 'none'}: {'holds' if shared else 'does not hold'}")
     return _overall(holds, n), lines
