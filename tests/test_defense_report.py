@@ -411,17 +411,17 @@ def test_leakage_table_gives_seed_level_student_t_intervals():
     import numpy as np
     from scipy import stats
 
-    from overconf.report.defense_report import leakage_markdown, seed_interval
+    from overconf.report.defense_report import leakage_markdown, seed_interval_text
 
     vals = [0.63, 0.67, 0.667]
     lo, hi = stats.t.interval(0.95, len(vals) - 1, loc=np.mean(vals), scale=stats.sem(vals))
-    assert seed_interval(vals) == f"{np.mean(vals):.3f} [{lo:.3f}, {hi:.3f}]"
-    assert seed_interval([0.01, 0.2, 0.0]).split("[")[1].startswith("0.000")      # cut at 0
-    assert seed_interval([0.5]) == "0.500"
+    assert seed_interval_text(vals) == f"{np.mean(vals):.3f} [{lo:.3f}, {hi:.3f}]"
+    assert seed_interval_text([0.01, 0.2, 0.0]).split("[")[1].startswith("0.000")      # cut at 0
+    assert seed_interval_text([0.5]) == "0.500"
     rows = []
     for seed, (acc, auc) in enumerate([(0.74, 0.63), (0.77, 0.67), (0.76, 0.667)]):
         base = {"model": "m", "seed": seed, "setting": "baseline", "source": "test"}
         rows += [dict(base, attack="-", metric="accuracy", value=acc), dict(base, attack="loss", metric="auroc", value=auc)]
     text = "\n".join(leakage_markdown(rows, "m"))
     assert "over 3 seed(s) (0, 1, 2" in text
-    assert f"| baseline | {seed_interval([0.74, 0.77, 0.76])} | {seed_interval(vals)} |" in text
+    assert f"| baseline | {seed_interval_text([0.74, 0.77, 0.76])} | {seed_interval_text(vals)} |" in text

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .intervals import t_interval
 from .tables import Table, markdown_table, ordered, write_csv
 
 EFFECT = 0.05
@@ -157,22 +158,13 @@ def utility_markdown(rows: list[dict], model: str) -> list[str]:
     return [note, "", markdown_table(header, body), ""]
 
 
-def seed_interval(values: list[float], confidence: float = 0.95, rate: bool = True) -> str:
-    """'mean [lo, hi]': a Student-t interval over seeds (mean +- t_{n-1} sd / sqrt(n)), cut to [0, 1]
-    for rates; the mean alone with one seed."""
-    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
+def seed_interval_text(values: list[float], rate: bool = True) -> str:
+    """'mean [lo, hi]' of :func:`overconf.report.intervals.t_interval` over seeds (cut to [0, 1] for
+    rates); the mean alone with one seed."""
+    iv = t_interval(values, limits=(0.0, 1.0) if rate else None)
+    if iv.n == 0:
         return "–"
-    n, mean = len(vals), sum(vals) / len(vals)
-    if n < 2:
-        return f"{mean:.3f}"
-    from scipy.stats import t as student_t
-
-    half = student_t.ppf(0.5 + confidence / 2, n - 1) * math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1) / n)
-    lo, hi = mean - half, mean + half
-    if rate:
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
-    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+    return f"{iv.mean:.3f}" if iv.n < 2 else f"{iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
 
 
 LEAKAGE = (("test acc", "-", "accuracy"), ("loss AUROC", "loss", "auroc"), ("LiRA TPR@1%FPR", "lira_online", "tpr_at_fpr_0.01"),
@@ -188,7 +180,7 @@ def leakage_markdown(rows: list[dict], model: str) -> list[str]:
     if len(cols) < 2:
         return []
     seeds = sorted({r["seed"] for r in rows if r["model"] == model})
-    body = [[setting_label(t, model, s)] + [seed_interval(t.get(model, s, a, TEST, m)) for _, a, m in cols]
+    body = [[setting_label(t, model, s)] + [seed_interval_text(t.get(model, s, a, TEST, m)) for _, a, m in cols]
             for s in ordered(rows, "setting")]
     return [f"Leakage per setting against the `{TEST}` source, mean and 95% Student-t interval over "
             f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}; rates cut to [0, 1]; one seed: the value):", "",
