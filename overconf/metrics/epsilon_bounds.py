@@ -40,6 +40,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from .membership import clopper_pearson as exact_interval
+
 RATIO_METHODS = ("clopper-pearson", "katz-log", "bailey")
 
 
@@ -49,11 +51,9 @@ def _check_alpha(alpha: float) -> None:
 
 
 def clopper_pearson(k, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided exact interval of k / n at level 1 - alpha (alpha / 2 on each side): (low, high)."""
-    k = np.asarray(k, float)
-    lo = np.where(k <= 0, 0.0, stats.beta.ppf(alpha / 2, np.maximum(k, 1e-300), n - k + 1))
-    hi = np.where(k >= n, 1.0, stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1e-300)))
-    return lo, hi
+    """Two-sided exact interval of k / n at level 1 - alpha (alpha / 2 on each side): (low, high);
+    :func:`overconf.metrics.membership.clopper_pearson` in the alpha form of this module."""
+    return exact_interval(k, n, 1 - alpha)
 
 
 def ratio_lower_bound(tp, fp, pos: int, neg: int, alpha: float, method: str = "clopper-pearson") -> np.ndarray:
