@@ -17,11 +17,10 @@ import struct
 import time
 from pathlib import Path
 
-import torch
-
 from .artifacts import artifact_key
 from .comparison import source_group
 from .figures import cell_rows, pairs, roc_figure, roc_sources, slug
+from .fp_grids import confident_false_positives
 
 HPARAM_METRICS = ("tpr", "fpr", "auroc", "tpr_at_fpr_0.01")
 HPARAM_MODEL_METRICS = ("accuracy", "ece", "overconfidence_error", "mean_max_score")
@@ -147,16 +146,9 @@ def write_run(result, cell, rows: list[dict], hparams: dict, metrics: dict, logd
         writer.add_histogram(f"max_score/{label}", s.max_score.float(), 0)
     if cell.scores:
         attack = next(iter(cell.scores))
-        threshold = cell.thresholds[attack]
-        for label, s in cell.sources.items():
-            scores = cell.scores[attack][label]
-            flagged = torch.nonzero(scores >= threshold).flatten()
-            if len(flagged) == 0:
-                continue
-            top = flagged[torch.argsort(scores[flagged], descending=True)[: cfg.report.fp_grid]]
-            images = result.images[(cell.seed, label)][top].float() / 255
+        for label, top, _ in confident_false_positives(cell, result.images, cfg.report.fp_grid):
             writer.add_image(f"confident_false_positives/{attack}/{label}",
-                             make_grid(images, nrow=min(8, len(top)), padding=1, pad_value=1.0), 0)
+                             make_grid(top.float() / 255, nrow=min(8, len(top)), padding=1, pad_value=1.0), 0)
     sources = roc_sources(cell, cfg)
     if cell.scores and sources:
         for source in sources:
