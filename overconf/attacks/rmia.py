@@ -39,12 +39,12 @@ def reference_probability(ref_p: torch.Tensor, keep: torch.Tensor, online: bool,
     trimmed mean (:func:`~overconf.attacks.rmia_signals.trimmed_mean`, the authors' ``trim_mean``)."""
     if trim > 0:
         mean = trimmed_mean(ref_p, trim, None if online else ~keep)
-        return mean if online else (1 + a) / 2 * mean + (1 - a) / 2
-    if online:
-        return ref_p.mean(1)
-    out = (~keep).double()
-    mean_out = (ref_p * out).sum(1) / out.sum(1).clamp(min=1)
-    return (1 + a) / 2 * mean_out + (1 - a) / 2
+    elif online:
+        mean = ref_p.mean(1)
+    else:
+        out = (~keep).double()
+        mean = (ref_p * out).sum(1) / out.sum(1).clamp(min=1)
+    return mean if online else (1 + a) / 2 * mean + (1 - a) / 2
 
 
 def pairwise_fraction(lr_x: torch.Tensor, lr_z: torch.Tensor, gamma: float, chunk: int = 2048) -> torch.Tensor:
